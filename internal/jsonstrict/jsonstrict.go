@@ -111,9 +111,38 @@ func Parse(data []byte, opt Options) (any, error) {
 	// A *bytes.Buffer lets the decoder parse in place without copying.
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data),
 		jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
-	var stack []frame
-	var root any
+	stack := make([]frame, 0, 16)
 	for {
+		if dec.PeekKind() == '"' {
+			// Strings go through ReadValue: the raw bytes are already
+			// validated, and unescaped names can be interned without
+			// allocating.
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return nil, convertErr(err, dec.InputOffset())
+			}
+			if n := len(stack); n > 0 && stack[n-1].wantKey {
+				s, err := unquote(raw, true)
+				if err != nil {
+					return nil, convertErr(err, dec.InputOffset())
+				}
+				f := &stack[n-1]
+				if err := f.checkKey(s); err != nil {
+					err.Offset = dec.InputOffset()
+					return nil, err
+				}
+				f.key, f.wantKey = s, false
+				continue
+			}
+			s, err := unquote(raw, false)
+			if err != nil {
+				return nil, convertErr(err, dec.InputOffset())
+			}
+			if root, done := add(&stack, s); done {
+				return finish(dec, root)
+			}
+			continue
+		}
 		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, convertErr(err, dec.InputOffset())
@@ -144,37 +173,55 @@ func Parse(data []byte, opt Options) (any, error) {
 			v = false
 		case '0':
 			v = Number(tok.String())
-		case '"':
-			s := tok.String()
-			if n := len(stack); n > 0 && stack[n-1].wantKey {
-				f := &stack[n-1]
-				if err := f.checkKey(s); err != nil {
-					err.Offset = dec.InputOffset()
-					return nil, err
-				}
-				f.key, f.wantKey = s, false
-				continue
-			}
-			v = s
 		default:
 			return nil, &Error{Offset: dec.InputOffset(), Msg: MsgInvalidSyntax}
 		}
-		if len(stack) == 0 {
-			root = v
-			break
-		}
-		f := &stack[len(stack)-1]
-		if f.isObj {
-			f.obj[f.key] = v
-			f.key, f.wantKey = "", true
-		} else {
-			f.arr = append(f.arr, v)
+		if root, done := add(&stack, v); done {
+			return finish(dec, root)
 		}
 	}
+}
+
+// add stores a finished value into the innermost container, or reports it
+// as the root when the stack is empty.
+func add(stack *[]frame, v any) (any, bool) {
+	if len(*stack) == 0 {
+		return v, true
+	}
+	f := &(*stack)[len(*stack)-1]
+	if f.isObj {
+		f.obj[f.key] = v
+		f.key, f.wantKey = "", true
+	} else {
+		f.arr = append(f.arr, v)
+	}
+	return nil, false
+}
+
+// finish rejects anything but whitespace after the root value.
+func finish(dec *jsontext.Decoder, root any) (any, error) {
 	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, &Error{Offset: dec.InputOffset(), Msg: MsgTrailingData}
 	}
 	return root, nil
+}
+
+// unquote turns a raw, already validated JSON string into a Go string.
+// Strings without escapes are sliced directly; common protocol names and
+// values are interned so they cost no allocation.
+func unquote(raw []byte, key bool) (string, error) {
+	content := raw[1 : len(raw)-1]
+	if bytes.IndexByte(content, '\\') < 0 {
+		if s, ok := interned[string(content)]; ok {
+			return s, nil
+		}
+		return string(content), nil
+	}
+	b, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // checkKey rejects a name that is a fold variant of one already in the
