@@ -1,0 +1,467 @@
+package guard
+
+import (
+	"bytes"
+	"regexp"
+)
+
+// piRule is one prompt-injection rule: a regexp over the folded text
+// (lowercase, accents and leetspeak removed, whitespace collapsed), the
+// words that must occur for it to run, and a weight per context.
+//
+// The families follow Microsoft's Prompt Shields taxonomy (attempts to
+// change system rules, conversation mockups, role-play, encoding attacks)
+// plus the MCP tool-poisoning and exfiltration patterns; the override
+// grammar is Rebuff's and Vigil's verbs × adjectives × objects (both
+// Apache-2.0), rewritten here as RE2.
+type piRule struct {
+	id     string
+	weight float64
+	// mult scales the weight per context; missing contexts use 1.
+	mult map[Context]float64
+	re   *regexp.Regexp
+	// stems are trigger words, matched on their first stemLen bytes.
+	stems []string
+	// lits are trigger substrings for punctuation and CJK.
+	lits []string
+	// lineAnchored rules use (?m)^ and must not match at a window start
+	// that is not a line start.
+	lineAnchored bool
+	// weaken is a sub-pattern that, found inside a match, lowers its score
+	// (for example "my previous instructions": the user correcting
+	// themselves).
+	weaken *regexp.Regexp
+}
+
+const stemLen = 5
+
+// Context multipliers shared by several rules.
+var (
+	// thirdParty: instructions addressed to the model inside text the user
+	// did not write are the definition of indirect injection.
+	thirdParty = map[Context]float64{ContextToolOutput: 1.15, ContextDocument: 1.15, ContextToolDescription: 1.2, ContextResponse: 0.9}
+	// toolMeta: tool-poisoning phrasing is only alarming in tool metadata
+	// or tool output, and common in users' own questions.
+	toolMeta = map[Context]float64{ContextUser: 0.5, ContextResponse: 0.5, ContextDocument: 0.8, ContextToolOutput: 0.9, ContextToolDescription: 1.3}
+	// mockup: chat transcripts are pasted by users all the time; a fake turn
+	// inside a tool result or document is not innocent.
+	mockup = map[Context]float64{ContextUser: 0.8, ContextResponse: 0.8, ContextToolOutput: 1.3, ContextDocument: 1.3, ContextToolDescription: 1.4}
+)
+
+const (
+	// English override grammar.
+	ovVerb = `(?:ignore|ignoring|disregard|forget|skip|bypass|override|overlook|neglect|omit|discard|abandon|set aside|throw out|pay no attention to|do not (?:follow|obey)|don'?t (?:follow|obey)|stop following|no longer follow)`
+	ovAdj  = `(?:all|any|every|the|your|these|those|previous|prior|preceding|above|earlier|foregoing|initial|original|old|existing|current|system|developer|safety|given|provided|other|of|my|you|were|was|been|told|me|and)`
+	ovObj  = `(?:instructions?|directives?|commands?|rules|guidelines|guidance|prompts?|programming|constraints|restrictions|guardrails|polic(?:y|ies)|system message|orders|training|filters?|moderation|context|conversation)`
+)
+
+var piRules = []*piRule{
+	{
+		id: "pi.override", weight: 0.9, mult: thirdParty,
+		re:     regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
+		stems:  []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
+		weaken: regexp.MustCompile(`\b(?:my|me|i)\b`),
+	},
+	{
+		id: "pi.override", weight: 0.9, mult: thirdParty,
+		// "previous instructions are void", "the above rules no longer apply"
+		re:    regexp.MustCompile(`\b(?:previous|prior|above|earlier|original|system|all)\s+(?:\w+\s+)?(?:instructions|rules|directives|guidelines|prompt)\s+(?:are|is|were)\s+(?:now\s+)?(?:void|null|cancel+ed|revoked|obsolete|outdated|no longer (?:valid|apply|in effect))`),
+		stems: []string{"void", "null", "cance", "revok", "obsol", "outda", "longe"},
+	},
+	{
+		id: "pi.override.es", weight: 0.9, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ignora|ignore|ignoren|olvida|olvide|olviden|descarta|descarte|omite|omita|haz caso omiso de|no sigas|deja de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucciones|reglas|indicaciones|directrices|ordenes|normas|restricciones)\b`),
+		stems: []string{"ignor", "olvid", "desca", "omite", "omita", "omiso", "sigas", "segui"},
+	},
+	{
+		id: "pi.override.fr", weight: 0.9, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|neglige|negligez|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction)\b(?:\s+\S+){0,5}?\s+(?:instructions|consignes|regles|directives|ordres|restrictions|indications)\b`),
+		stems: []string{"ignor", "oubli", "negli", "tiens", "tenez", "abstr"},
+	},
+	{
+		id: "pi.override.de", weight: 0.9, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ignorier\w*|vergiss|vergessen sie|vergesst|missachte\w*|uberspring\w*|beachte nicht|befolge nicht)\b(?:\s+\S+){0,5}?\s*(?:anweisungen|anordnungen|regeln|vorgaben|befehle|instruktionen|richtlinien|einschrankungen)\b|\b(?:anweisungen|regeln|vorgaben|instruktionen|richtlinien)\b(?:\s+\S+){0,4}?\s+(?:ignorieren|vergessen|missachten)\b`),
+		stems: []string{"ignor", "vergi", "verge", "missa", "ubers", "beach", "befol"},
+	},
+	{
+		id: "pi.override.pt", weight: 0.9, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ignore|ignora|ignorem|esqueca|esquecam|esquece|desconsidere|desconsidera|descarte|nao siga|pare de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucoes|regras|diretrizes|comandos|ordens|orientacoes|restricoes)\b`),
+		stems: []string{"ignor", "esque", "desco", "desca", "siga", "segui"},
+	},
+	{
+		id: "pi.override.it", weight: 0.9, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ignora|ignorate|dimentica|dimenticate|trascura)\b(?:\s+\S+){0,5}?\s+(?:istruzioni|regole|direttive|indicazioni)\b`),
+		stems: []string{"ignor", "dimen", "trasc"},
+	},
+	{
+		id: "pi.override.zh", weight: 0.9, mult: thirdParty,
+		re:   regexp.MustCompile(`(?:忽略|无视|忽视|忘记|忘掉|不要理会|不要遵守|不再遵守|跳过|無視|忘れ)[^。！\n]{0,12}?(?:指令|指示|说明|規則|规则|提示|要求|设定|命令)`),
+		lits: []string{"忽略", "无视", "忽视", "忘记", "忘掉", "不要理会", "不要遵守", "不再遵守", "跳过", "無視", "忘れ"},
+	},
+	{
+		id: "pi.new_instructions", weight: 0.55, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:new|updated|real|actual|true|secret|hidden|additional|override) (?:system )?(?:instructions|directives|orders|task|rules)\s*(?::|are\b|follow\b)|\b(?:instead|from now on|henceforth)\s*,?\s*(?:you (?:will|must|shall|should)|your (?:new )?(?:task|job|goal) is)|\b(?:nuevas instrucciones|nouvelles instructions|neue anweisungen|novas instrucoes)\b|新的指令|新指令`),
+		stems: []string{"instr", "direc", "order", "task", "rules", "inste", "now", "hence", "nueva", "nouve", "neue", "novas"},
+		lits:  []string{"新的指令", "新指令"},
+	},
+	{
+		id: "pi.role", weight: 0.6, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:you are now|you're now|from now on,? you(?: are|'re| will be| act as)|you will now act as|now you are|you have been (?:freed|liberated|jailbroken|unlocked))\b(?:\s+\S+){0,3}?\s*(?:an? |the |my )?(?:\w+ )?(?:ai|assistant|model|bot|chatbot|dan|character|persona|mode|version|entity|hacker|unrestricted|unfiltered|uncensored|jailbroken|free|evil|without)\b`),
+		stems: []string{"now", "freed", "liber", "jailb", "unloc"},
+	},
+	{
+		id: "pi.role.jailbreak", weight: 0.8, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:do anything now|developer mode (?:enabled|on|activated)|enable developer mode|jailbreak(?:ed)? mode|dan mode|god mode|unrestricted mode|without (?:any )?(?:restrictions|filters|censorship|limitations|ethical (?:guidelines|constraints))|(?:no|free of|free from) (?:ethical|moral|content) (?:guidelines|restrictions|constraints|filters|limits)|(?:have|has) no (?:restrictions|limitations|filters|rules|guidelines)|not bound by (?:any )?(?:rules|guidelines|policies|restrictions)|(?:pretend|act|roleplay|role-play|behave) (?:as|like|to be) (?:an? )?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|malicious)|stay in character no matter)\b`),
+		stems: []string{"anyth", "devel", "jailb", "dan", "god", "unres", "witho", "free", "restr", "limit", "filte", "rules", "guide", "bound", "prete", "act", "rolep", "role", "behav", "stay"},
+	},
+	{
+		id: "pi.role.es_fr_de_pt", weight: 0.6, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:ahora eres|a partir de ahora(?:,)? (?:eres|seras|actuaras)|tu es maintenant|tu es desormais|a partir de maintenant(?:,)? tu|du bist (?:jetzt|ab jetzt|nun)|ab jetzt bist du|agora voce e|a partir de agora(?:,)? voce)\b(?:\s+\S+){0,4}?\s*(?:un |una |une |ein |eine |um |uma )?\w*\s*(?:ia|ai|ki|asistente|assistant|assistente|modelo|modele|modell|bot|dan|sin restricciones|sans restrictions|ohne einschrankungen|sem restricoes|libre|frei|livre|hacker|malvad\w*|malveillant)\b`),
+		stems: []string{"ahora", "mainte", "desor", "jetzt", "nun", "agora"},
+	},
+	{
+		id: "pi.role.zh", weight: 0.6, mult: thirdParty,
+		re:   regexp.MustCompile(`(?:你现在是|从现在开始(?:，|,)?你|你将扮演|请扮演|扮演一个)[^。\n]{0,20}?(?:没有|不受|无)(?:任何)?(?:限制|约束|规则|审查)|开发者模式|越狱模式`),
+		lits: []string{"你现在是", "从现在开始", "扮演", "开发者模式", "越狱模式"},
+	},
+	{
+		id: "pi.extract", weight: 0.7, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:reveal|print|show|repeat|output|display|tell|give|leak|dump|recite|write out|spell out|what (?:is|are|was|were))\b(?:\s+(?:me|us))?(?:\s+(?:all|verbatim|exactly|back))?\s+(?:of\s+)?(?:your|the)\s+(?:(?:full|entire|exact|complete|original|initial|hidden|secret|confidential|internal|system|developer|very first)\s+)*(?:system prompt|system message|system instructions|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions you (?:were|have been) given|prompt|pre-?prompt|(?:developer|system) (?:instructions|rules))\b|\b(?:repeat|print|output|copy)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:words|text|everything|lines)\s+(?:above|before|preceding)\b|\bwhat (?:were|are) you told (?:before|above|earlier)\b`),
+		stems: []string{"revea", "print", "show", "repea", "outpu", "displ", "tell", "give", "leak", "dump", "recit", "write", "spell", "what", "copy"},
+	},
+	{
+		id: "pi.extract.zh", weight: 0.7, mult: thirdParty,
+		re:   regexp.MustCompile(`(?:显示|输出|告诉我|重复|泄露|打印|给我看)[^。\n]{0,10}?(?:系统提示|系统提示词|初始指令|系统指令|隐藏指令)`),
+		lits: []string{"系统提示", "初始指令", "系统指令", "隐藏指令"},
+	},
+	{
+		id: "pi.delimiter", weight: 0.85, mult: mockup,
+		re:   regexp.MustCompile(`<\|(?:im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>|\[/?inst\]|<</?sys>>|</?(?:tool_result|tool_call|tool_use|function_results|function_calls|system|system_prompt|assistant|instructions?|admin|user_query|untrusted_input|context)>|\{\{\s*system\s*\}\}`),
+		lits: []string{"<|", "[inst", "[/inst", "<<sys", "<</sys", "</", "<tool", "<func", "<syst", "<assi", "<instr", "<admin", "<user", "<untr", "<cont", "{{"},
+	},
+	{
+		id: "pi.fake_turn", weight: 0.45, mult: mockup,
+		re:           regexp.MustCompile(`(?m)^\s?(?:#{1,4}\s*)?(?:\*\*)?(?:system|assistant|ai|user|human|developer|admin|administrator)(?:\*\*)?\s*(?:message|prompt|instructions?|override|note)?\s*(?:\*\*)?:`),
+		stems:        []string{"syste", "assis", "ai", "user", "human", "devel", "admin"},
+		lineAnchored: true,
+	},
+	{
+		id: "pi.fake_turn.markdown", weight: 0.7, mult: mockup,
+		re:           regexp.MustCompile(`(?m)^\s?#{2,4}\s*(?:system|new instructions?|instructions?|admin(?:istrator)?|developer|override|important)\s*(?:message|prompt|override|update)?\s*:?\s*$|(?m)^\s?(?:system|admin|developer)\s*(?:override|update|notice|alert)\s*:`),
+		stems:        []string{"syste", "new", "instr", "admin", "devel", "overr", "impor"},
+		lineAnchored: true,
+	},
+	{
+		id: "pi.exfil.markdown_image", weight: 0.85, mult: thirdParty,
+		re:   regexp.MustCompile(`!\[[^\]\n]{0,200}\]\(\s*<?https?://[^\s)]{1,300}[?&][^\s)=]{1,40}=[^\s)]{0,400}\)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{1,300}[?&][^"'\s>=]{1,40}=`),
+		lits: []string{"![", "<img"},
+	},
+	{
+		id: "pi.exfil.template", weight: 0.8, mult: thirdParty,
+		// A URL whose query is a template for data the model should fill in:
+		// https://x.example/log?q={secret} or ...?data=[CONVERSATION]
+		re:    regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
+		stems: []string{"http", "https"},
+	},
+	{
+		id: "pi.exfil.instruction", weight: 0.75, mult: thirdParty,
+		re:    regexp.MustCompile(`\b(?:send|post|upload|forward|transmit|exfiltrate|leak|email|append|include|encode|embed)\b(?:\s+\S+){0,8}?\s+(?:(?:conversation|chat history|system prompt|api keys?|credentials|secrets?|passwords?|tokens?|private keys?|ssh keys?|environment variables|\.env|user'?s? data|personal data)\b)(?:\s+\S+){0,8}?\s+(?:to|into|in|as)\s+(?:the\s+)?(?:https?://|url|webhook|endpoint|query (?:string|parameter)|image url|link|attacker|server|address)`),
+		stems: []string{"send", "post", "uploa", "forwa", "trans", "exfil", "leak", "email", "appen", "inclu", "encod", "embed"},
+	},
+	{
+		id: "pi.tool_poison.tag", weight: 0.7, mult: toolMeta,
+		re:   regexp.MustCompile(`<(?:important|critical|secret|hidden|system-reminder|instructions?-for-(?:the-)?(?:ai|model|assistant))>`),
+		lits: []string{"<impo", "<crit", "<secr", "<hidd", "<syst", "<inst"},
+	},
+	{
+		id: "pi.tool_poison.preamble", weight: 0.55, mult: toolMeta,
+		re:    regexp.MustCompile(`\b(?:before (?:using|calling|invoking|you use|you call) (?:this|any|the) (?:tool|function)|(?:whenever|when|each time|every time) (?:the user|you|anyone) (?:calls?|uses?|invokes?) (?:this|any|the|another) (?:tool|function)|(?:this|the) tool (?:will not|won't|cannot|does not) work (?:unless|without|if)|otherwise the tool will (?:fail|not work|crash)|(?:this|the) tool (?:has been|is) (?:deprecated|updated|replaced)[^.\n]{0,60}\b(?:instead|use))\b`),
+		stems: []string{"befor", "whene", "when", "each", "every", "tool", "other"},
+	},
+	{
+		id: "pi.tool_poison.conceal", weight: 0.75, mult: toolMeta,
+		re:    regexp.MustCompile(`\b(?:do not|don'?t|never|must not|should not) (?:tell|mention|inform|notify|alert|show|reveal (?:this )?to|disclose (?:this )?to|let) (?:this |it |that )?(?:to )?(?:the )?(?:user|human|operator)s?\b|\bwithout (?:telling|informing|notifying|alerting|asking|showing) (?:the )?(?:user|human)\b|\b(?:keep (?:this|it) (?:secret|hidden) from (?:the )?user|the user (?:must|should) not (?:know|see|find out)|(?:the )?user (?:has )?(?:already )?(?:approved|authorized|consented to) (?:this|all))\b|\bno (?:le )?(?:digas|menciones) (?:nada )?al usuario\b|\bne (?:le )?dis (?:rien )?(?:pas )?a l'utilisateur\b|\bsag(?:e|en sie)? (?:es )?(?:dem )?(?:benutzer|nutzer) nicht\b|\bnao (?:conte|diga|mencione) (?:nada )?ao usuario\b|不要告诉用户|不要让用户知道`),
+		stems: []string{"not", "dont", "don", "never", "must", "shoul", "witho", "keep", "user", "digas", "menci", "dis", "sage", "sagen", "sag", "conte", "diga"},
+		lits:  []string{"不要告诉用户", "不要让用户知道"},
+	},
+	{
+		id: "pi.tool_poison.sensitive_file", weight: 0.7, mult: toolMeta,
+		re:    regexp.MustCompile(`\b(?:read|cat|open|load|access|include|send|pass|attach|upload|copy|provide|fetch|get|extract|output|return)\b(?:\s+\S+){0,6}?\s+(?:the\s+)?(?:contents? of\s+)?(?:~/\.ssh\b|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.env\b|mcp\.json|\.aws/credentials|\.npmrc|\.netrc|\.pgpass|\.git-credentials|\.docker/config\.json|claude_desktop_config|/etc/shadow|/etc/passwd|\.kube/config|\.cursor/mcp)`),
+		stems: []string{"read", "cat", "open", "load", "acces", "inclu", "send", "pass", "attac", "uploa", "copy", "provi", "fetch", "get", "extra", "outpu", "retur"},
+	},
+	{
+		id: "pi.tool_poison.sensitive_path", weight: 0.45, mult: map[Context]float64{ContextUser: 0.2, ContextResponse: 0.2, ContextDocument: 0.4, ContextToolOutput: 0.2, ContextToolDescription: 1.2},
+		re:   regexp.MustCompile(`~/\.ssh\b|\bid_rsa\b|\bid_ed25519\b|~/\.aws/credentials|\bmcp\.json\b|claude_desktop_config\.json|~/\.cursor/|~/\.env\b|/etc/shadow`),
+		lits: []string{".ssh", "id_rsa", "id_ed25519", ".aws/", "mcp.json", "claude_desktop", ".cursor/", ".env", "/etc/shadow"},
+	},
+	{
+		id: "pi.tool_poison.sidenote", weight: 0.6, mult: toolMeta,
+		// Invariant Labs' PoC: "pass its content as 'sidenote'".
+		re:    regexp.MustCompile(`\b(?:pass|put|place|include|provide|send)\b(?:\s+\S+){0,6}?\s+(?:as|in|into)\s+(?:the\s+)?["'\x60]?(?:sidenote|side_note|note|notes|metadata|context|extra|debug)["'\x60]?\s*(?:parameter|param|argument|field)?`),
+		stems: []string{"pass", "put", "place", "inclu", "provi", "send"},
+	},
+	{
+		id: "pi.urgent_model_address", weight: 0.35, mult: toolMeta,
+		re:    regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
+		stems: []string{"ai", "assis", "llm", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "atten", "note", "messa", "instr"},
+	},
+}
+
+// piIndex is the trigger lookup built once from piRules.
+type piIndex struct {
+	stems map[uint64][]int // packed stem → rule indexes
+	lits  []litTrigger
+}
+
+type litTrigger struct {
+	lit   []byte
+	rules []int
+}
+
+var index = buildPIIndex()
+
+func packStem(w []byte) uint64 {
+	var k uint64
+	for i := 0; i < len(w) && i < stemLen; i++ {
+		k = k<<8 | uint64(w[i])
+	}
+	return k | uint64(min(len(w), stemLen))<<56
+}
+
+func buildPIIndex() *piIndex {
+	ix := &piIndex{stems: map[uint64][]int{}}
+	lits := map[string][]int{}
+	for i, r := range piRules {
+		for _, s := range r.stems {
+			k := packStem([]byte(s))
+			if !containsInt(ix.stems[k], i) {
+				ix.stems[k] = append(ix.stems[k], i)
+			}
+		}
+		for _, l := range r.lits {
+			lits[l] = append(lits[l], i)
+		}
+	}
+	for l, rs := range lits {
+		ix.lits = append(ix.lits, litTrigger{lit: []byte(l), rules: rs})
+	}
+	return ix
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Window around a trigger in which a rule's regexp runs: the trigger may sit
+// anywhere in a match, and no rule's match spans more than this.
+const (
+	winBack = 160
+	winFwd  = 360
+)
+
+type window struct{ a, b int }
+
+// scanInjection runs the prompt-injection rules over text.
+func (s *Scanner) scanInjection(st *scan, text string, depth int) {
+	n := normalize(text)
+	s.scanHidden(st, text, n, depth)
+	s.matchRules(st, n, func(a, b int) (int, int) { return n.span(a, b) }, "")
+}
+
+// matchRules finds trigger words in n, runs the triggered rules in windows
+// around them and reports matches through span (folded → original offsets).
+// prefix, when set, is prepended to rule ids (for decoded payloads).
+func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, int), prefix string) {
+	wins := triggers(n.s)
+	best := map[string]int{} // rule id → finding index, to keep one per span
+	for ri, ws := range wins {
+		if len(ws) == 0 {
+			continue
+		}
+		r := piRules[ri]
+		mult := 1.0
+		if m, ok := r.mult[st.c]; ok {
+			mult = m
+		}
+		for _, w := range ws {
+			if st.expired() {
+				return
+			}
+			for _, m := range r.re.FindAllIndex(n.s[w.a:w.b], -1) {
+				a, b := w.a+m[0], w.a+m[1]
+				if r.lineAnchored && a == w.a && a > 0 && n.s[a-1] != '\n' {
+					continue
+				}
+				score := r.weight * mult
+				if r.weaken != nil && r.weaken.Match(n.s[a:b]) {
+					score *= 0.4
+				}
+				oa, ob := span(a, b)
+				key := r.id + "@" + itoa(oa)
+				if i, ok := best[key]; ok {
+					if score > st.findings[i].Score {
+						st.findings[i].Score = min(1, score)
+					}
+					continue
+				}
+				best[key] = len(st.findings)
+				st.add(Finding{Category: CategoryPromptInjection, Rule: prefix + r.id, Score: round3(min(1, score)), Start: oa, End: ob})
+			}
+		}
+	}
+}
+
+// triggers returns, per rule, the merged windows in which it must run.
+func triggers(s []byte) [][]window {
+	wins := make([][]window, len(piRules))
+	addWin := func(ri, pos int) {
+		a := max(0, pos-winBack)
+		b := min(len(s), pos+winFwd)
+		// Align to word boundaries so \b at a window edge means what it
+		// means in the full text.
+		for a > 0 && a > pos-winBack-64 && s[a-1] != ' ' && s[a-1] != '\n' {
+			a--
+		}
+		for b < len(s) && b < pos+winFwd+64 && s[b] != ' ' && s[b] != '\n' {
+			b++
+		}
+		ws := wins[ri]
+		if k := len(ws); k > 0 && ws[k-1].b >= a {
+			if b > ws[k-1].b {
+				ws[k-1].b = b
+			}
+			return
+		}
+		wins[ri] = append(ws, window{a, b})
+	}
+	// Words: ASCII letter runs (after folding, so most scripts in Latin).
+	for i := 0; i < len(s); {
+		if !isLower(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isLower(s[j]) {
+			j++
+		}
+		if rs, ok := index.stems[packStem(s[i:j])]; ok {
+			for _, ri := range rs {
+				addWin(ri, i)
+			}
+		}
+		i = j
+	}
+	for _, lt := range index.lits {
+		from := 0
+		for from < len(s) {
+			k := bytes.Index(s[from:], lt.lit)
+			if k < 0 {
+				break
+			}
+			for _, ri := range lt.rules {
+				addWin(ri, from+k)
+			}
+			from += k + len(lt.lit)
+		}
+	}
+	// Literal hits arrive out of order relative to word hits: sort and merge.
+	for ri, ws := range wins {
+		if len(ws) > 1 {
+			wins[ri] = mergeWindows(ws)
+		}
+	}
+	return wins
+}
+
+func mergeWindows(ws []window) []window {
+	sortWindows(ws)
+	out := ws[:1]
+	for _, w := range ws[1:] {
+		last := &out[len(out)-1]
+		if w.a <= last.b {
+			if w.b > last.b {
+				last.b = w.b
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func sortWindows(ws []window) {
+	for i := 1; i < len(ws); i++ {
+		for j := i; j > 0 && ws[j].a < ws[j-1].a; j-- {
+			ws[j], ws[j-1] = ws[j-1], ws[j]
+		}
+	}
+}
+
+func itoa(i int) string {
+	var b [20]byte
+	p := len(b)
+	if i == 0 {
+		return "0"
+	}
+	for i > 0 {
+		p--
+		b[p] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b[p:])
+}
+
+// scanHidden reports invisible-character runs and re-scans the text Unicode
+// tag characters spell.
+func (s *Scanner) scanHidden(st *scan, text string, n *normText, depth int) {
+	zw := 0
+	for _, h := range n.hidden {
+		var score float64
+		rule := "pi.invisible." + h.kind
+		switch h.kind {
+		case "tag":
+			if h.afterFlag {
+				continue // subdivision flag emoji
+			}
+			score = 0.9
+		case "bidi":
+			score = 0.6
+		case "variation_selector":
+			// One selects an emoji presentation; runs of them encode bytes
+			// ("emoji smuggling").
+			if h.n < 4 {
+				continue
+			}
+			score = 0.8
+		case "zero_width":
+			// Joiners inside emoji and Indic/Persian scripts are normal; a
+			// zero-width character inside an ASCII word is obfuscation.
+			if !insideASCIIWord(text, h.start, h.end) && h.n < 3 {
+				zw += h.n
+				continue
+			}
+			score = 0.5
+		case "private_use":
+			score = 0.2
+		case "control":
+			score = 0.3
+		}
+		st.add(Finding{Category: CategoryPromptInjection, Rule: rule, Score: score, Start: h.start, End: h.end})
+		if h.kind == "tag" && len(h.tagText) > 0 && depth < s.cfg.MaxDecodeDepth {
+			s.rescanDecoded(st, string(h.tagText), h.start, h.end, depth, "pi.hidden")
+		}
+	}
+	if zw >= 8 {
+		st.add(Finding{Category: CategoryPromptInjection, Rule: "pi.invisible.zero_width", Score: 0.4, Start: 0, End: len(text)})
+	}
+}
+
+func insideASCIIWord(text string, a, b int) bool {
+	isW := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	return a > 0 && b < len(text) && isW(text[a-1]) && isW(text[b])
+}

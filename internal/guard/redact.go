@@ -1,0 +1,213 @@
+package guard
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// Placeholder is the text that replaces a finding: "[REDACTED:<rule>]". It
+// names the rule, never the value, so the same kind of secret always reads
+// the same and a reader (or model) still knows what was there.
+func Placeholder(rule string) string { return "[REDACTED:" + rule + "]" }
+
+// Redact replaces every finding's span in text with its placeholder.
+// Overlapping findings merge into one span named after the highest-scoring
+// of them. Spans outside text are ignored. Pass only the findings to redact:
+// usually those of Redactable.
+func Redact(text string, fs []Finding) string {
+	spans := mergeSpans(fs, len(text))
+	if len(spans) == 0 {
+		return text
+	}
+	var b strings.Builder
+	b.Grow(len(text))
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(text[last:sp.start])
+		b.WriteString(Placeholder(sp.rule))
+		last = sp.end
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// Redactable returns the findings Redact should remove by default: secrets
+// and PII. Prompt-injection spans are evidence for a verdict, not data to
+// hide.
+func Redactable(fs []Finding) []Finding {
+	out := make([]Finding, 0, len(fs))
+	for _, f := range fs {
+		if f.Category == CategorySecret || f.Category == CategoryPII {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+type span struct {
+	start, end int
+	rule       string
+	score      float64
+}
+
+func mergeSpans(fs []Finding, n int) []span {
+	spans := make([]span, 0, len(fs))
+	for _, f := range fs {
+		if f.Start < 0 || f.End > n || f.End <= f.Start {
+			continue
+		}
+		spans = append(spans, span{f.Start, f.End, f.Rule, f.Score})
+	}
+	sort.Slice(spans, func(i, j int) bool {
+		if spans[i].start != spans[j].start {
+			return spans[i].start < spans[j].start
+		}
+		return spans[i].end > spans[j].end
+	})
+	out := spans[:0]
+	for _, sp := range spans {
+		if k := len(out); k > 0 && sp.start < out[k-1].end {
+			last := &out[k-1]
+			if sp.end > last.end {
+				last.end = sp.end
+			}
+			if sp.score > last.score {
+				last.score, last.rule = sp.score, sp.rule
+			}
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// StreamRedactor redacts secrets and PII in a stream (a model's streamed
+// response) whose chunks may split a secret anywhere.
+//
+// It holds back the last Window bytes of what it has seen (Config.StreamWindow,
+// default 256) and emits only text that can no longer become part of a
+// finding of at most Window bytes: a secret split across two Writes is still
+// redacted whole. A PEM "-----BEGIN" marker holds output until its END
+// line, up to 16 KiB, so private keys, longer than any sensible window, are
+// redacted whole too. Output lags input by at most Window bytes (plus the
+// held PEM block); Flush releases the rest at end of stream.
+//
+// A StreamRedactor is not safe for concurrent use; use one per stream.
+type StreamRedactor struct {
+	s      *Scanner
+	c      Context
+	window int
+	// pending is input not yet emitted; tail is the end of what was emitted,
+	// kept as left context for rules that look behind (api_key=...).
+	pending []byte
+	tail    []byte
+	// Found counts the findings redacted so far, per rule.
+	Found map[string]int
+}
+
+// maxPEMHold bounds how long a BEGIN marker may hold output.
+const maxPEMHold = 16 << 10
+
+// NewStreamRedactor returns a redactor for one stream of text in context c.
+func (s *Scanner) NewStreamRedactor(c Context) *StreamRedactor {
+	return &StreamRedactor{s: s, c: c, window: s.cfg.StreamWindow, Found: map[string]int{}}
+}
+
+// Write consumes p and returns the redacted output that is now safe to
+// emit (possibly empty). The returned slice is the caller's.
+func (r *StreamRedactor) Write(p []byte) []byte {
+	r.pending = append(r.pending, p...)
+	return r.emit(false)
+}
+
+// Flush returns everything still held, redacted. Call it once at the end of
+// the stream.
+func (r *StreamRedactor) Flush() []byte {
+	out := r.emit(true)
+	r.pending = r.pending[:0]
+	r.tail = r.tail[:0]
+	return out
+}
+
+func (r *StreamRedactor) emit(final bool) []byte {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	cut := len(r.pending)
+	if !final {
+		cut = len(r.pending) - r.window
+		if h := pemHold(r.pending); h >= 0 && len(r.pending)-h < maxPEMHold {
+			cut = min(cut, h)
+		}
+		if cut <= 0 {
+			return nil
+		}
+		// never cut inside a UTF-8 sequence
+		for cut > 0 && !utf8.RuneStart(r.pending[cut]) {
+			cut--
+		}
+	}
+	// Scan left context + pending, keep findings that touch pending.
+	lc := len(r.tail)
+	buf := make([]byte, 0, lc+len(r.pending))
+	buf = append(buf, r.tail...)
+	buf = append(buf, r.pending...)
+	st := &scan{s: r.s, ctx: context.Background(), c: r.c}
+	if r.s.secret {
+		r.s.secrets.scan(st, string(buf))
+	}
+	if r.s.pii {
+		scanPII(st, string(buf))
+	}
+	fs := make([]Finding, 0, len(st.findings))
+	for _, f := range st.findings {
+		if f.End <= lc {
+			continue // wholly in text already emitted
+		}
+		f.Start = max(f.Start, lc) - lc
+		f.End -= lc
+		// A finding that crosses the cut moves the cut back to its start:
+		// it is emitted whole (redacted) on a later call.
+		if f.Start < cut && f.End > cut && !final {
+			cut = f.Start
+		}
+		fs = append(fs, f)
+	}
+	keep := fs[:0]
+	for _, f := range fs {
+		if f.End <= cut {
+			keep = append(keep, f)
+			r.Found[f.Rule]++
+		}
+	}
+	out := []byte(Redact(string(r.pending[:cut]), keep))
+	// slide: emitted original bytes become left context
+	r.tail = append(r.tail, r.pending[:cut]...)
+	if len(r.tail) > r.window {
+		r.tail = append(r.tail[:0], r.tail[len(r.tail)-r.window:]...)
+	}
+	r.pending = append(r.pending[:0], r.pending[cut:]...)
+	return out
+}
+
+// pemHold returns the offset of the last "-----BEGIN" in b that has no END
+// line after it, or -1.
+func pemHold(b []byte) int {
+	s := string(b)
+	i := strings.LastIndex(s, "-----BEGIN")
+	if i < 0 {
+		// a marker may be split: hold a trailing partial "-----BE"
+		for k := min(len(s), 10); k > 0; k-- {
+			if strings.HasSuffix(s, "-----BEGIN"[:k]) && k >= 5 {
+				return len(s) - k
+			}
+		}
+		return -1
+	}
+	if strings.Contains(s[i:], "-----END") && strings.Count(s[i:], "-----") >= 4 {
+		return -1
+	}
+	return i
+}

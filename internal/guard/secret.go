@@ -1,0 +1,342 @@
+package guard
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	ahocorasick "github.com/BobuSumisu/aho-corasick"
+	"github.com/spf13/viper"
+	"github.com/zricethezav/gitleaks/v8/config"
+)
+
+// Secrets are found with gitleaks' maintained default rules (its embedded
+// gitleaks.toml: ~220 provider rules with keywords, secret groups, entropy
+// floors and allowlists), evaluated by a small engine here rather than by
+// gitleaks' own Detector, for three reasons measured in BenchmarkSecrets:
+//
+//   - byte offsets: the Detector reports line/column of the match, the
+//     redactor needs byte offsets of the secret group;
+//   - cost: the Detector lowercases the whole input, then runs every rule
+//     whose keyword occurs anywhere over the whole input; keywords such as
+//     "key", "api", "ey" and "sk" occur in any prose, so a 16 KiB prompt
+//     costs milliseconds. Here a rule runs only in a window around its
+//     keyword's occurrences (its matches contain the keyword);
+//   - no global state: the Detector logs through a global zerolog logger and
+//     NewDetectorDefaultConfig writes to viper's global instance.
+//
+// TestSecretsMatchGitleaksDetector checks on the evaluation set that this
+// engine finds what gitleaks' Detector finds.
+
+type secretRule struct {
+	id        string // "secret.<gitleaks rule id>"
+	rule      config.Rule
+	multiline bool
+	score     float64
+}
+
+type secretEngine struct {
+	rules   []secretRule
+	trie    *ahocorasick.Trie
+	byKW    map[string][]int // lowercased keyword → rule indexes
+	always  []int            // rules without keywords
+	global  []*config.Allowlist
+	version string
+}
+
+var (
+	secretOnce sync.Once
+	secretEng  *secretEngine
+	secretErr  error
+)
+
+// loadSecretEngine parses gitleaks' default config once per process, with a
+// private viper instance (gitleaks' own helper uses the global one).
+func loadSecretEngine() (*secretEngine, error) {
+	secretOnce.Do(func() {
+		v := viper.New()
+		v.SetConfigType("toml")
+		if err := v.ReadConfig(strings.NewReader(config.DefaultConfig)); err != nil {
+			secretErr = fmt.Errorf("read gitleaks default config: %w", err)
+			return
+		}
+		var vc config.ViperConfig
+		if err := v.Unmarshal(&vc); err != nil {
+			secretErr = fmt.Errorf("decode gitleaks default config: %w", err)
+			return
+		}
+		cfg, err := vc.Translate()
+		if err != nil {
+			secretErr = fmt.Errorf("translate gitleaks default config: %w", err)
+			return
+		}
+		secretEng = newSecretEngine(cfg)
+	})
+	return secretEng, secretErr
+}
+
+// genericScore is the score of gitleaks' catch-all rules, which match any
+// high-entropy value assigned to a name like "key" or "token": redacted, but
+// below the default blocking threshold.
+const genericScore = 0.75
+
+func newSecretEngine(cfg config.Config) *secretEngine {
+	e := &secretEngine{byKW: map[string][]int{}, global: cfg.Allowlists}
+	var kws []string
+	for _, id := range sortedKeys(cfg.Rules) {
+		r := cfg.Rules[id]
+		// Path-only and path-scoped rules need a file name we do not have.
+		if r.Regex == nil || r.Path != nil || r.SkipReport {
+			continue
+		}
+		sr := secretRule{id: "secret." + r.RuleID, rule: r, score: 1}
+		src := r.Regex.String()
+		sr.multiline = strings.Contains(src, `[\s\S`) || strings.Contains(src, `(?s`)
+		if strings.HasPrefix(r.RuleID, "generic") {
+			sr.score = genericScore
+		}
+		i := len(e.rules)
+		e.rules = append(e.rules, sr)
+		if len(r.Keywords) == 0 {
+			e.always = append(e.always, i)
+		}
+		for _, k := range r.Keywords {
+			k = strings.ToLower(k)
+			if _, seen := e.byKW[k]; !seen {
+				kws = append(kws, k)
+			}
+			e.byKW[k] = append(e.byKW[k], i)
+		}
+	}
+	for _, x := range extraSecretRules {
+		i := len(e.rules)
+		e.rules = append(e.rules, secretRule{id: x.id, rule: config.Rule{RuleID: x.id, Regex: x.re, SecretGroup: x.group, Keywords: x.keywords}, score: x.score})
+		for _, k := range x.keywords {
+			if _, seen := e.byKW[k]; !seen {
+				kws = append(kws, k)
+			}
+			e.byKW[k] = append(e.byKW[k], i)
+		}
+	}
+	e.trie = ahocorasick.NewTrieBuilder().AddStrings(kws).Build()
+	return e
+}
+
+func sortedKeys(m map[string]config.Rule) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// extraSecretRules are what gitleaks' default rules lack, each with its
+// reason.
+var extraSecretRules = []struct {
+	id       string
+	re       *regexp.Regexp
+	group    int
+	keywords []string
+	score    float64
+	why      string
+}{
+	{
+		id: "secret.connection-string",
+		// scheme://user:password@host — gitleaks has no rule for credentials
+		// embedded in database/broker URIs (postgres, mysql, mongodb+srv,
+		// redis, amqp, ...), the most common way an agent pastes a password.
+		re:       regexp.MustCompile(`(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|clickhouse|cockroachdb|jdbc:[a-z]+|ftp|sftp|smtps?|ldaps?|nats|kafka|https?)://[^\s:/@'"<>]{1,128}:([^\s@/'"<>]{3,256})@[a-z0-9.\-\[\]_]+`),
+		group:    1,
+		keywords: []string{"://"},
+		score:    0.95,
+		why:      "gitleaks default rules have no connection-string rule",
+	},
+}
+
+// placeholderPassword rejects the passwords documentation uses.
+var placeholderPassword = regexp.MustCompile(`(?i)^(?:password|passwd|pass|pwd|secret|changeme|example|xxx+|\*+|\.+|<[^>]*>|\$\{[^}]*\}|\$[a-z_]+|\{\{[^}]*\}\}|%[a-z_]+%|your[_-]?password|user|admin|test|dummy|redacted|\[redacted[^\]]*\])$`)
+
+const (
+	secretBack = 256
+	secretFwd  = 512
+	// secretMultiFwd bounds rules spanning lines (PEM blocks).
+	secretMultiFwd = 16 << 10
+)
+
+// scan runs the secret rules over text.
+func (e *secretEngine) scan(st *scan, text string) {
+	lower := asciiLower(text)
+	wins := make(map[int][]window)
+	add := func(ri, pos int) {
+		r := e.rules[ri]
+		a, b := max(0, pos-secretBack), min(len(text), pos+secretFwd)
+		if r.multiline {
+			b = min(len(text), pos+secretMultiFwd)
+		}
+		// Extend to line edges (bounded) so ^, $ and \b behave as on the
+		// full text.
+		for k := 0; a > 0 && text[a-1] != '\n' && k < 256; k++ {
+			a--
+		}
+		for k := 0; b < len(text) && text[b] != '\n' && k < 256; k++ {
+			b++
+		}
+		ws := wins[ri]
+		if k := len(ws); k > 0 && ws[k-1].b >= a {
+			ws[k-1].b = max(ws[k-1].b, b)
+			return
+		}
+		wins[ri] = append(ws, window{a, b})
+	}
+	for _, m := range e.trie.MatchString(lower) {
+		for _, ri := range e.byKW[m.MatchString()] {
+			add(ri, int(m.Pos()))
+		}
+	}
+	for _, ri := range e.always {
+		wins[ri] = []window{{0, len(text)}}
+	}
+	for ri := range e.rules {
+		ws := wins[ri]
+		if len(ws) == 0 {
+			continue
+		}
+		if st.expired() {
+			return
+		}
+		if len(ws) > 1 {
+			ws = mergeWindows(ws)
+		}
+		r := &e.rules[ri]
+		lastEnd := -1
+		for _, w := range ws {
+			for _, m := range r.rule.Regex.FindAllStringSubmatchIndex(text[w.a:w.b], -1) {
+				for k := range m {
+					if m[k] >= 0 {
+						m[k] += w.a
+					}
+				}
+				if m[0] < lastEnd {
+					continue
+				}
+				if f, ok := e.check(r, text, m); ok {
+					lastEnd = m[1]
+					st.add(f)
+				}
+			}
+		}
+	}
+}
+
+// check applies gitleaks' post-match logic (secret group, entropy floor,
+// allowlists) to one regexp match.
+func (e *secretEngine) check(r *secretRule, text string, m []int) (Finding, bool) {
+	ms, me := m[0], m[1]
+	match := strings.Trim(text[ms:me], "\n")
+	ss, se := ms, ms+len(match)
+	if len(m) >= 4 {
+		g := r.rule.SecretGroup
+		if g > 0 && 2*g+1 < len(m) && m[2*g] >= 0 {
+			ss, se = m[2*g], m[2*g+1]
+		} else if g == 0 {
+			for k := 1; 2*k+1 < len(m); k++ {
+				if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
+					ss, se = m[2*k], m[2*k+1]
+					break
+				}
+			}
+		}
+	}
+	secret := text[ss:se]
+	if r.rule.Entropy != 0 && shannon(secret) <= r.rule.Entropy {
+		return Finding{}, false
+	}
+	if r.id == "secret.connection-string" && placeholderPassword.MatchString(secret) {
+		return Finding{}, false
+	}
+	line := lineAround(text, ms, me)
+	for _, lists := range [][]*config.Allowlist{e.global, r.rule.Allowlists} {
+		for _, a := range lists {
+			if allowed(a, secret, match, line) {
+				return Finding{}, false
+			}
+		}
+	}
+	return Finding{Category: CategorySecret, Rule: r.id, Score: r.score, Start: ss, End: se}, true
+}
+
+// allowed mirrors gitleaks' checkFindingAllowed for content-only fragments
+// (no commit, no path: allowlists that require one never match).
+func allowed(a *config.Allowlist, secret, match, line string) bool {
+	target := secret
+	switch a.RegexTarget {
+	case "match":
+		target = match
+	case "line":
+		target = line
+	}
+	regexOK := a.RegexAllowed(target)
+	stop, _ := a.ContainsStopWord(secret)
+	if a.MatchCondition == config.AllowlistMatchAnd {
+		if len(a.Commits) > 0 || len(a.Paths) > 0 {
+			return false
+		}
+		checks := 0
+		okAll := true
+		if len(a.Regexes) > 0 {
+			checks++
+			okAll = okAll && regexOK
+		}
+		if len(a.StopWords) > 0 {
+			checks++
+			okAll = okAll && stop
+		}
+		return checks > 0 && okAll
+	}
+	return regexOK || stop
+}
+
+func lineAround(text string, a, b int) string {
+	for a > 0 && text[a-1] != '\n' {
+		a--
+	}
+	for b < len(text) && text[b] != '\n' && text[b] != '\r' {
+		b++
+	}
+	return text[a:b]
+}
+
+// shannon is gitleaks' shannonEntropy, kept identical (rune counts over
+// the byte length) so entropy floors mean the same thing.
+func shannon(s string) float64 {
+	if s == "" {
+		return 0
+	}
+	counts := make(map[rune]int, 32)
+	for _, r := range s {
+		counts[r]++
+	}
+	inv := 1.0 / float64(len(s))
+	h := 0.0
+	for _, c := range counts {
+		p := float64(c) * inv
+		h -= p * math.Log2(p)
+	}
+	return h
+}
+
+// asciiLower lowercases ASCII only, keeping byte offsets (strings.ToLower
+// may change the length of non-ASCII text).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
