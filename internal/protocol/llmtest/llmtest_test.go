@@ -1,0 +1,40 @@
+package llmtest
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestChatStreamUsageOnlyWhenAsked(t *testing.T) {
+	s, err := Start(Config{Chunks: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		body      string
+		wantUsage bool
+	}{
+		{`{"model":"m","messages":[],"stream":true}`, false},
+		{`{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}`, true},
+	} {
+		resp, err := http.Post(s.URL+"/v1/chat/completions", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out := string(b)
+		if !strings.HasSuffix(out, "data: [DONE]\n\n") || strings.Count(out, `"content":"tok`) != 3 {
+			t.Fatalf("stream:\n%s", out)
+		}
+		if got := strings.Contains(out, `"choices":[]`); got != tc.wantUsage {
+			t.Errorf("usage chunk present = %v, want %v", got, tc.wantUsage)
+		}
+		if string(s.LastRequest().Body) != tc.body {
+			t.Errorf("recorded body %q", s.LastRequest().Body)
+		}
+	}
+}
