@@ -267,3 +267,20 @@ func TestGetters(t *testing.T) {
 		t.Errorf("Float = %v %v", f, ok)
 	}
 }
+
+func TestParseMembers(t *testing.T) {
+	doc := []byte(`{"data":[{"embedding":[0.1,0.2]}],"usage":{"prompt_tokens":3},"model":"m"}`)
+	got, err := ParseMembers(doc, Options{}, "usage", "model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"usage": map[string]any{"prompt_tokens": Number("3")}, "model": "m"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	for _, bad := range []string{`{"usage":1,"usage":2}`, `{"data":[1,}`, `{"usage":{}} x`, `[1]`, `{"data":"\xff"}`, `{"usage":{"a":1,"A":2}}`} {
+		if _, err := ParseMembers([]byte(bad), Options{}, "usage"); err == nil {
+			t.Errorf("ParseMembers(%q) accepted", bad)
+		}
+	}
+}
