@@ -1,0 +1,497 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wardenhq/warden/internal/jsonstrict"
+)
+
+// MaxLineBytes bounds one record line. The writer refuses larger records and
+// the verifier reports longer lines as malformed, so a hostile file cannot
+// make the verifier buffer without bound.
+const MaxLineBytes = 1 << 20
+
+// hashSuffixLen is len(`,"hash":"`) + 64 hex digits + len(`"}`).
+const hashSuffixLen = 9 + 64 + 2
+
+// Report is what Verify found.
+type Report struct {
+	// Files are the files verified, in chain order.
+	Files []string
+	// Records counts the records that verified (up to the first problem).
+	Records int64
+	// FirstSeq and LastSeq are the first and last good sequence numbers.
+	FirstSeq, LastSeq uint64
+	// Head is the hash of the last good record: export it elsewhere and
+	// pass it back as an Anchor to detect later truncation or rewriting.
+	Head string
+	// Partial is set when the files start mid-chain (FirstSeq > 1, at a
+	// rotate record): earlier files were not given, so they are unchecked.
+	Partial bool
+	// Problem is the first bad record, nil when the chain is intact.
+	Problem *Problem
+}
+
+// OK reports whether the chain verified.
+func (r *Report) OK() bool { return r.Problem == nil }
+
+// String is the one-line summary `warden audit verify` prints.
+func (r *Report) String() string {
+	if r.Problem != nil {
+		return fmt.Sprintf("FAIL %s (%d records verified before it)", r.Problem, r.Records)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "OK %d records in %d file(s)", r.Records, len(r.Files))
+	if r.Records > 0 {
+		fmt.Fprintf(&b, ", seq %d..%d, head %s", r.FirstSeq, r.LastSeq, r.Head)
+	}
+	if r.Partial {
+		fmt.Fprintf(&b, " (chain starts at seq %d: earlier files not checked)", r.FirstSeq)
+	}
+	return b.String()
+}
+
+// Problem names the first record that does not verify.
+type Problem struct {
+	File string
+	// Line is 1-based.
+	Line int
+	// Seq is the record's own seq when it could be read, else 0.
+	Seq    uint64
+	Reason string
+}
+
+func (p *Problem) String() string {
+	if p.Seq > 0 {
+		return fmt.Sprintf("%s:%d: seq %d: %s", p.File, p.Line, p.Seq, p.Reason)
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Reason)
+}
+
+// Anchor is a (seq, hash) pair recorded outside the log, for example a head
+// hash the gateway logged or exported earlier. Verify fails when the record
+// at Seq has another hash or when the chain ends before Seq — which a bare
+// hash chain cannot notice after its tail was cut or rewritten.
+type Anchor struct {
+	Seq  uint64
+	Hash string
+}
+
+// ParseAnchor parses "SEQ:HASH".
+func ParseAnchor(s string) (Anchor, error) {
+	seqText, h, ok := strings.Cut(s, ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || seq == 0 {
+		return Anchor{}, fmt.Errorf("audit: anchor %q: want SEQ:HASH", s)
+	}
+	if _, err := decodeHash(h); err != nil {
+		return Anchor{}, fmt.Errorf("audit: anchor %q: %w", s, err)
+	}
+	return Anchor{Seq: seq, Hash: h}, nil
+}
+
+// VerifyOptions are the optional inputs of VerifyWith.
+type VerifyOptions struct {
+	// Key verifies a keyed chain (Options.Key); nil for a plain one.
+	Key []byte
+	// Anchors must all match.
+	Anchors []Anchor
+}
+
+// Verify checks the hash chain across paths. Each path is a file, a
+// directory (its log files, rotated ones first) or a glob; explicit files
+// are taken in the order given. It returns an error only when a file cannot
+// be read; a chain that does not verify is reported in Report.Problem.
+func Verify(paths ...string) (Report, error) {
+	return VerifyWith(VerifyOptions{}, paths...)
+}
+
+// VerifyWith is Verify with a key and anchors.
+func VerifyWith(o VerifyOptions, paths ...string) (Report, error) {
+	files, err := Expand(paths...)
+	if err != nil {
+		return Report{}, err
+	}
+	c := newChain(newHasher(o.Key))
+	c.anchors = o.Anchors
+	var rep Report
+	for i, name := range files {
+		rep.Files = append(rep.Files, name)
+		f, err := os.Open(name)
+		if err != nil {
+			return rep, fmt.Errorf("audit: verify: %w", err)
+		}
+		res, err := c.verifyFile(f, name, i == 0)
+		f.Close()
+		if err != nil {
+			return rep, fmt.Errorf("audit: verify %s: %w", name, err)
+		}
+		if res.problem == nil && res.torn > 0 {
+			res.problem = &Problem{File: name, Line: res.lines + 1,
+				Reason: fmt.Sprintf("incomplete final line (%d bytes without newline): torn write or truncated file", res.torn)}
+		}
+		if res.problem != nil {
+			c.report(&rep)
+			rep.Problem = res.problem
+			return rep, nil
+		}
+	}
+	if p := c.missingAnchor(files); p != nil {
+		c.report(&rep)
+		rep.Problem = p
+		return rep, nil
+	}
+	c.report(&rep)
+	return rep, nil
+}
+
+// Expand turns verify arguments into the ordered list of files: a directory
+// yields its *.jsonl log and that log's rotated files, oldest first; a glob
+// is expanded and ordered the same way; a plain file is kept as given.
+func Expand(paths ...string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("audit: no files given")
+	}
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return nil, fmt.Errorf("audit: %w", err)
+			}
+			var names []string
+			bases := map[string]bool{}
+			for _, e := range ents {
+				if base, _, ok := splitRotated(e.Name()); ok && e.Type().IsRegular() {
+					names = append(names, filepath.Join(p, e.Name()))
+					bases[base] = true
+				}
+			}
+			if len(names) == 0 {
+				return nil, fmt.Errorf("audit: %s holds no *.jsonl audit files", p)
+			}
+			if len(bases) > 1 {
+				return nil, fmt.Errorf("audit: %s holds several logs; name one (e.g. %s/%s*)", p, p, slices.Sorted(mapKeys(bases))[0])
+			}
+			sortChain(names)
+			out = append(out, names...)
+		case err == nil:
+			out = append(out, p)
+		case strings.ContainsAny(p, "*?["):
+			names, gerr := filepath.Glob(p)
+			if gerr != nil {
+				return nil, fmt.Errorf("audit: glob %q: %w", p, gerr)
+			}
+			if len(names) == 0 {
+				return nil, fmt.Errorf("audit: %q matches no file", p)
+			}
+			sortChain(names)
+			out = append(out, names...)
+		default:
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func mapKeys(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// splitRotated splits "audit.jsonl.00000000000000000042" into its base
+// "audit.jsonl" and first seq 42; the live file "audit.jsonl" has seq
+// MaxUint64 so it sorts last. ok is false for other names.
+func splitRotated(name string) (base string, seq uint64, ok bool) {
+	if strings.HasSuffix(name, ".jsonl") {
+		return name, ^uint64(0), true
+	}
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 || !strings.HasSuffix(name[:i], ".jsonl") || len(name)-i-1 != rotatedDigits {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(name[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return name[:i], n, true
+}
+
+// sortChain orders files by base name, then rotated files by their first
+// seq, then the live file.
+func sortChain(names []string) {
+	slices.SortStableFunc(names, func(a, b string) int {
+		ba, sa, _ := splitRotated(filepath.Base(a))
+		bb, sb, _ := splitRotated(filepath.Base(b))
+		if c := strings.Compare(filepath.Join(filepath.Dir(a), ba), filepath.Join(filepath.Dir(b), bb)); c != 0 {
+			return c
+		}
+		switch {
+		case sa < sb:
+			return -1
+		case sa > sb:
+			return 1
+		}
+		return 0
+	})
+}
+
+// hasher computes record hashes: SHA-256, or HMAC-SHA256 for a keyed chain.
+type hasher struct {
+	h   hash.Hash
+	out [32]byte
+}
+
+func newHasher(key []byte) *hasher {
+	if len(key) > 0 {
+		return &hasher{h: hmac.New(sha256.New, key)}
+	}
+	return &hasher{h: sha256.New()}
+}
+
+func (h *hasher) sum(b []byte) [32]byte {
+	h.h.Reset()
+	h.h.Write(b)
+	h.h.Sum(h.out[:0])
+	return h.out
+}
+
+// sum2 hashes a||b without concatenating them.
+func (h *hasher) sum2(a, b []byte) [32]byte {
+	h.h.Reset()
+	h.h.Write(a)
+	h.h.Write(b)
+	h.h.Sum(h.out[:0])
+	return h.out
+}
+
+// chain is the verifier's state carried across files.
+type chain struct {
+	h        *hasher
+	started  bool
+	partial  bool
+	first    uint64
+	seq      uint64
+	prev     [32]byte
+	records  int64
+	anchors  []Anchor
+	matched  int
+	lastFile string
+	lastLine int
+}
+
+func newChain(h *hasher) *chain { return &chain{h: h} }
+
+func (c *chain) report(r *Report) {
+	r.Records = c.records
+	r.FirstSeq, r.LastSeq = c.first, c.seq
+	r.Partial = c.partial
+	if c.records > 0 {
+		r.Head = hex.EncodeToString(c.prev[:])
+	}
+}
+
+func (c *chain) missingAnchor(files []string) *Problem {
+	for _, a := range c.anchors {
+		if a.Seq > c.seq || (c.records > 0 && a.Seq < c.first) {
+			name := ""
+			if len(files) > 0 {
+				name = files[len(files)-1]
+			}
+			return &Problem{File: name, Line: c.lastLine,
+				Reason: fmt.Sprintf("anchor seq %d is not in the chain (seq %d..%d): records truncated from the end or earlier files missing", a.Seq, c.first, c.seq)}
+		}
+	}
+	return nil
+}
+
+// fileResult is what verifyFile learned about one file.
+type fileResult struct {
+	lines   int
+	good    int64 // offset just after the last good line
+	torn    int64 // bytes after the last newline
+	problem *Problem
+	// lastEvent is the event of the last good record.
+	lastEvent string
+}
+
+// verifyFile checks every complete line of r against the chain. A trailing
+// partial line is not a problem here; it is returned as torn for the caller
+// to judge (verify fails it, Open repairs it). firstFile says whether r is
+// the first file of the chain being checked.
+func (c *chain) verifyFile(r io.Reader, name string, firstFile bool) (fileResult, error) {
+	var res fileResult
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			long = append(long[:0], line...)
+			for err == bufio.ErrBufferFull && len(long) <= MaxLineBytes {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+			if len(long) > MaxLineBytes {
+				res.problem = &Problem{File: name, Line: res.lines + 1, Reason: fmt.Sprintf("line longer than %d bytes", MaxLineBytes)}
+				return res, nil
+			}
+		}
+		if err == io.EOF {
+			res.torn = int64(len(line))
+			return res, nil
+		}
+		if err != nil {
+			return res, err
+		}
+		res.lines++
+		seq, p := c.check(line[:len(line)-1], res.lines == 1, firstFile)
+		if p != "" {
+			res.problem = &Problem{File: name, Line: res.lines, Seq: seq, Reason: p}
+			return res, nil
+		}
+		res.good += int64(len(line))
+		c.lastFile, c.lastLine = name, res.lines
+	}
+}
+
+var genesis [32]byte
+
+// check verifies one line (without its newline) and advances the chain.
+// It returns the line's seq (0 when unreadable) and a problem, "" if none.
+func (c *chain) check(line []byte, firstLine, firstFile bool) (uint64, string) {
+	rec, err := parseLine(line)
+	if err != nil {
+		return rec.seq, err.Error()
+	}
+	if got := c.h.sum2(line[:len(line)-hashSuffixLen], []byte{'}'}); got != rec.hash {
+		return rec.seq, "hash mismatch: record edited (or wrong key)"
+	}
+	if rec.event == EventRotate && !firstLine {
+		return rec.seq, "rotate record in the middle of a file: record inserted"
+	}
+	switch {
+	case !c.started && rec.seq == 1:
+		if rec.prev != genesis {
+			return rec.seq, "first record (seq 1) does not link to the zero hash"
+		}
+		c.first = 1
+	case !c.started:
+		if !(firstFile && firstLine && rec.event == EventRotate) {
+			return rec.seq, fmt.Sprintf("chain starts at seq %d without a rotate record: earlier records deleted", rec.seq)
+		}
+		c.partial = true
+		c.first = rec.seq
+	case rec.seq == c.seq+1:
+		if rec.prev != c.prev {
+			return rec.seq, fmt.Sprintf("prev hash does not match the hash of seq %d: record replaced or chain rewritten", c.seq)
+		}
+	case rec.seq <= c.seq:
+		return rec.seq, fmt.Sprintf("expected seq %d: record inserted, duplicated or reordered", c.seq+1)
+	default:
+		return rec.seq, fmt.Sprintf("expected seq %d: %d record(s) missing (deleted or reordered)", c.seq+1, rec.seq-c.seq-1)
+	}
+	for _, a := range c.anchors {
+		if a.Seq == rec.seq && a.Hash != hex.EncodeToString(rec.hash[:]) {
+			return rec.seq, fmt.Sprintf("hash differs from anchor %d:%s: chain rewritten", a.Seq, a.Hash)
+		}
+	}
+	c.started = true
+	c.seq, c.prev = rec.seq, rec.hash
+	c.records++
+	return rec.seq, ""
+}
+
+// parsedLine is what the verifier reads of a record.
+type parsedLine struct {
+	seq        uint64
+	prev, hash [32]byte
+	event      string
+}
+
+// parseLine strictly parses one record line: a JSON object (no duplicate or
+// fold-variant keys) whose last member is "hash", with a positive integer
+// seq, a 64-hex prev, a time and an event.
+func parseLine(line []byte) (parsedLine, error) {
+	var out parsedLine
+	n := len(line)
+	if n < hashSuffixLen+2 || !bytes.HasSuffix(line, []byte(`"}`)) ||
+		!bytes.Equal(line[n-hashSuffixLen:n-hashSuffixLen+9], []byte(`,"hash":"`)) {
+		if n == 0 {
+			return out, errors.New("empty line")
+		}
+		return out, errors.New("malformed record: does not end with the hash member")
+	}
+	v, err := jsonstrict.Parse(line, jsonstrict.Options{MaxBytes: MaxLineBytes + 1, MaxDepth: 64})
+	if err != nil {
+		return out, fmt.Errorf("malformed record: %v", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return out, errors.New("malformed record: not a JSON object")
+	}
+	if s, ok := obj["seq"].(jsonstrict.Number); ok {
+		if n, err := strconv.ParseUint(string(s), 10, 64); err == nil && n > 0 {
+			out.seq = n
+		}
+	}
+	if out.seq == 0 {
+		return out, errors.New("malformed record: seq is not a positive integer")
+	}
+	if out.prev, err = hashField(obj, "prev"); err != nil {
+		return out, err
+	}
+	if out.hash, err = hashField(obj, "hash"); err != nil {
+		return out, err
+	}
+	ts, _ := obj["time"].(string)
+	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		return out, errors.New("malformed record: time is not RFC 3339")
+	}
+	out.event, _ = obj["event"].(string)
+	if out.event == "" {
+		return out, errors.New("malformed record: no event")
+	}
+	return out, nil
+}
+
+func hashField(obj map[string]any, key string) ([32]byte, error) {
+	s, _ := obj[key].(string)
+	h, err := decodeHash(s)
+	if err != nil {
+		return h, fmt.Errorf("malformed record: %s: %w", key, err)
+	}
+	return h, nil
+}
+
+func decodeHash(s string) ([32]byte, error) {
+	var h [32]byte
+	if len(s) != 64 || strings.ToLower(s) != s {
+		return h, errors.New("not 64 lowercase hex digits")
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, errors.New("not 64 lowercase hex digits")
+	}
+	return h, nil
+}
