@@ -1,0 +1,16 @@
+package ratelimit
+
+import "errors"
+
+// Sentinel errors, matched with errors.Is.
+var (
+	// ErrRateLimited: the request rate cap denied the request.
+	ErrRateLimited = errors.New("ratelimit: rate limit exceeded")
+	// ErrBudgetExhausted: a token budget is spent. Meter.Charge returns it
+	// (inside a *protocol.Error) so the exchange ends the stream.
+	ErrBudgetExhausted = errors.New("ratelimit: token budget exhausted")
+	// ErrStoreDown: the shared store failed recently and is being skipped.
+	ErrStoreDown = errors.New("ratelimit: store unavailable")
+	// ErrSettled: the Reservation was already settled or released.
+	ErrSettled = errors.New("ratelimit: reservation already settled")
+)
