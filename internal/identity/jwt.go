@@ -87,10 +87,11 @@ func (v *JWTVerifier) Verify(token string) (Peer, error) {
 	if len(v.audiences) == 0 || len(v.tds) == 0 || v.bundles == nil {
 		return Peer{}, v.fail(ErrInvalidCredentials, "invalid JWT-SVID", errors.New("verifier has no audience, trust domain or bundle configured"))
 	}
-	svid, err := jwtsvid.ParseAndValidate(token, restrictedJWT{v.bundles, v.tds}, v.audiences)
+	rb := &restrictedJWT{src: v.bundles, tds: v.tds}
+	svid, err := jwtsvid.ParseAndValidate(token, rb, v.audiences)
 	if err != nil {
 		switch {
-		case errors.Is(err, ErrTrustDomainNotAccepted):
+		case rb.refused:
 			return Peer{}, v.fail(ErrTrustDomainNotAccepted, "JWT-SVID trust domain not accepted", err)
 		case isExpiry(err):
 			return Peer{}, v.fail(ErrExpired, "JWT-SVID expired or not yet valid", err)
@@ -135,13 +136,17 @@ func (v *JWTVerifier) fail(kind error, msg string, cause error) error {
 
 // restrictedJWT hands jwtsvid only the bundles of the accepted trust
 // domains, so a token from another domain is refused before any key lookup.
+// jwtsvid replaces the lookup error by its own text, so the refusal is
+// remembered here to report the right reason.
 type restrictedJWT struct {
-	src jwtbundle.Source
-	tds []spiffeid.TrustDomain
+	src     jwtbundle.Source
+	tds     []spiffeid.TrustDomain
+	refused bool
 }
 
-func (r restrictedJWT) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jwtbundle.Bundle, error) {
+func (r *restrictedJWT) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jwtbundle.Bundle, error) {
 	if !slices.Contains(r.tds, td) {
+		r.refused = true
 		return nil, notAccepted(td)
 	}
 	return r.src.GetJWTBundleForTrustDomain(td)
