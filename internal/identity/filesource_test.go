@@ -245,4 +245,3 @@ func TestRotationUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests, %d server certificates, 0 failures", ok.Load(), len(serials))
 }
-
