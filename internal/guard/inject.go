@@ -46,13 +46,19 @@ var (
 	// mockup: chat transcripts are pasted by users all the time; a fake turn
 	// inside a tool result or document is not innocent.
 	mockup = map[Context]float64{ContextUser: 0.8, ContextResponse: 0.8, ContextToolOutput: 1.3, ContextDocument: 1.3, ContextToolDescription: 1.4}
+	// exfil: an exfiltration URL in a model response is the attack landing
+	// (the client renders it), so responses weigh fully.
+	exfil = map[Context]float64{ContextToolOutput: 1.15, ContextDocument: 1.15, ContextToolDescription: 1.2, ContextResponse: 1.1}
+	// addressed: text speaking to "the AI" in the imperative is normal from
+	// a user and the signature of indirect injection anywhere else.
+	addressed = map[Context]float64{ContextUser: 0.6, ContextResponse: 0.6, ContextToolOutput: 2, ContextDocument: 2, ContextToolDescription: 1.6}
 )
 
 const (
 	// English override grammar.
 	ovVerb = `(?:ignore|ignoring|disregard|forget|skip|bypass|override|overlook|neglect|omit|discard|abandon|set aside|throw out|pay no attention to|do not (?:follow|obey)|don'?t (?:follow|obey)|stop following|no longer follow)`
 	ovAdj  = `(?:all|any|every|the|your|these|those|previous|prior|preceding|above|earlier|foregoing|initial|original|old|existing|current|system|developer|safety|given|provided|other|of|my|you|were|was|been|told|me|and)`
-	ovObj  = `(?:instructions?|directives?|commands?|rules|guidelines|guidance|prompts?|programming|constraints|restrictions|guardrails|polic(?:y|ies)|system message|orders|training|filters?|moderation|context|conversation)`
+	ovObj  = `(?:instructions?|directives?|commands?|rules|guidelines|guidance|prompts?|programming|constraints|restrictions|guardrails|polic(?:y|ies)|system message|orders|training|filters?|moderation|context|conversation|(?:tool )?descriptions)`
 )
 
 var piRules = []*piRule{
@@ -61,6 +67,18 @@ var piRules = []*piRule{
 		re:     regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
 		stems:  []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
 		weaken: regexp.MustCompile(`\b(?:my|me|i)\b`),
+	},
+	{
+		id: "pi.override", weight: 0.85, mult: thirdParty,
+		// "forget everything you were told", "disregard everything above"
+		re:    regexp.MustCompile(`\b(?:forget|disregard|ignore|erase|wipe)\s+(?:about\s+)?(?:everything|all(?: of)? (?:that|this|it)|all)\s+(?:you(?:'ve| have)? (?:were |been )?(?:told|taught|learned|given|know)|(?:written |said |stated )?(?:above|before|previously|so far|until now))`),
+		stems: []string{"forge", "disre", "ignor", "erase", "wipe"},
+	},
+	{
+		id: "pi.override.user_task", weight: 0.6, mult: thirdParty,
+		// third-party text telling the model to drop what the user asked
+		re:    regexp.MustCompile(`\b(?:ignore|disregard|forget|skip|abandon)\s+(?:the\s+|their\s+|what\s+)?(?:user'?s?|original|human'?s?)\s*(?:request|question|query|task|prompt|instructions?|asked)`),
+		stems: []string{"ignor", "disre", "forge", "skip", "aband"},
 	},
 	{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
@@ -125,24 +143,38 @@ var piRules = []*piRule{
 		lits: []string{"你现在是", "从现在开始", "扮演", "开发者模式", "越狱模式"},
 	},
 	{
-		id: "pi.extract", weight: 0.7, mult: thirdParty,
+		id: "pi.extract", weight: 0.8, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:reveal|print|show|repeat|output|display|tell|give|leak|dump|recite|write out|spell out|what (?:is|are|was|were))\b(?:\s+(?:me|us))?(?:\s+(?:all|verbatim|exactly|back))?\s+(?:of\s+)?(?:your|the)\s+(?:(?:full|entire|exact|complete|original|initial|hidden|secret|confidential|internal|system|developer|very first)\s+)*(?:system prompt|system message|system instructions|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions you (?:were|have been) given|prompt|pre-?prompt|(?:developer|system) (?:instructions|rules))\b|\b(?:repeat|print|output|copy)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:words|text|everything|lines)\s+(?:above|before|preceding)\b|\bwhat (?:were|are) you told (?:before|above|earlier)\b`),
 		stems: []string{"revea", "print", "show", "repea", "outpu", "displ", "tell", "give", "leak", "dump", "recit", "write", "spell", "what", "copy"},
 	},
 	{
-		id: "pi.extract.zh", weight: 0.7, mult: thirdParty,
+		id: "pi.extract.zh", weight: 0.8, mult: thirdParty,
 		re:   regexp.MustCompile(`(?:显示|输出|告诉我|重复|泄露|打印|给我看)[^。\n]{0,10}?(?:系统提示|系统提示词|初始指令|系统指令|隐藏指令)`),
 		lits: []string{"系统提示", "初始指令", "系统指令", "隐藏指令"},
 	},
 	{
-		id: "pi.delimiter", weight: 0.85, mult: mockup,
-		re:   regexp.MustCompile(`<\|(?:im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>|\[/?inst\]|<</?sys>>|</?(?:tool_result|tool_call|tool_use|function_results|function_calls|system|system_prompt|assistant|instructions?|admin|user_query|untrusted_input|context)>|\{\{\s*system\s*\}\}`),
-		lits: []string{"<|", "[inst", "[/inst", "<<sys", "<</sys", "</", "<tool", "<func", "<syst", "<assi", "<instr", "<admin", "<user", "<untr", "<cont", "{{"},
+		id: "pi.delimiter.chat_template", weight: 0.95, mult: map[Context]float64{ContextResponse: 0.9},
+		// Model chat-template control tokens have no business in any text
+		// the gateway forwards.
+		re:   regexp.MustCompile(`<\|(?:im_start|im_end|system|assistant|user|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)\|>|\[/?inst\]|<</?sys>>`),
+		lits: []string{"<|", "[inst", "[/inst", "<<sys", "<</sys"},
+	},
+	{
+		id: "pi.delimiter", weight: 0.8, mult: mockup,
+		re:   regexp.MustCompile(`</?(?:tool_result|tool_call|tool_use|function_results|function_calls|system|system_prompt|assistant|instructions?|admin|user_query|untrusted_input|context)>|\{\{\s*system\s*\}\}`),
+		lits: []string{"</", "<tool", "<func", "<syst", "<assi", "<instr", "<admin", "<user", "<untr", "<cont", "{{"},
 	},
 	{
 		id: "pi.fake_turn", weight: 0.45, mult: mockup,
 		re:           regexp.MustCompile(`(?m)^\s?(?:#{1,4}\s*)?(?:\*\*)?(?:system|assistant|ai|user|human|developer|admin|administrator)(?:\*\*)?\s*(?:message|prompt|instructions?|override|note)?\s*(?:\*\*)?:`),
 		stems:        []string{"syste", "assis", "ai", "user", "human", "devel", "admin"},
+		lineAnchored: true,
+	},
+	{
+		id: "pi.fake_turn.dialogue", weight: 0.5, mult: mockup,
+		// a human turn followed by a model turn: a forged conversation
+		re:           regexp.MustCompile(`(?ms)^\s?(?:human|user)\s*:.{0,400}?^\s?(?:assistant|ai|system)\s*:|(?ms)^\s?(?:assistant|ai|system)\s*:.{0,400}?^\s?(?:human|user)\s*:`),
+		stems:        []string{"human", "user", "assis", "ai", "syste"},
 		lineAnchored: true,
 	},
 	{
@@ -152,19 +184,19 @@ var piRules = []*piRule{
 		lineAnchored: true,
 	},
 	{
-		id: "pi.exfil.markdown_image", weight: 0.85, mult: thirdParty,
+		id: "pi.exfil.markdown_image", weight: 0.85, mult: exfil,
 		re:   regexp.MustCompile(`!\[[^\]\n]{0,200}\]\(\s*<?https?://[^\s)]{1,300}[?&][^\s)=]{1,40}=[^\s)]{0,400}\)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{1,300}[?&][^"'\s>=]{1,40}=`),
 		lits: []string{"![", "<img"},
 	},
 	{
-		id: "pi.exfil.template", weight: 0.8, mult: thirdParty,
+		id: "pi.exfil.template", weight: 0.8, mult: exfil,
 		// A URL whose query is a template for data the model should fill in:
 		// https://x.example/log?q={secret} or ...?data=[CONVERSATION]
 		re:    regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
 		stems: []string{"http", "https"},
 	},
 	{
-		id: "pi.exfil.instruction", weight: 0.75, mult: thirdParty,
+		id: "pi.exfil.instruction", weight: 0.75, mult: exfil,
 		re:    regexp.MustCompile(`\b(?:send|post|upload|forward|transmit|exfiltrate|leak|email|append|include|encode|embed)\b(?:\s+\S+){0,8}?\s+(?:(?:conversation|chat history|system prompt|api keys?|credentials|secrets?|passwords?|tokens?|private keys?|ssh keys?|environment variables|\.env|user'?s? data|personal data)\b)(?:\s+\S+){0,8}?\s+(?:to|into|in|as)\s+(?:the\s+)?(?:https?://|url|webhook|endpoint|query (?:string|parameter)|image url|link|attacker|server|address)`),
 		stems: []string{"send", "post", "uploa", "forwa", "trans", "exfil", "leak", "email", "appen", "inclu", "encod", "embed"},
 	},
@@ -174,7 +206,7 @@ var piRules = []*piRule{
 		lits: []string{"<impo", "<crit", "<secr", "<hidd", "<syst", "<inst"},
 	},
 	{
-		id: "pi.tool_poison.preamble", weight: 0.55, mult: toolMeta,
+		id: "pi.tool_poison.preamble", weight: 0.3, mult: toolMeta,
 		re:    regexp.MustCompile(`\b(?:before (?:using|calling|invoking|you use|you call) (?:this|any|the) (?:tool|function)|(?:whenever|when|each time|every time) (?:the user|you|anyone) (?:calls?|uses?|invokes?) (?:this|any|the|another) (?:tool|function)|(?:this|the) tool (?:will not|won't|cannot|does not) work (?:unless|without|if)|otherwise the tool will (?:fail|not work|crash)|(?:this|the) tool (?:has been|is) (?:deprecated|updated|replaced)[^.\n]{0,60}\b(?:instead|use))\b`),
 		stems: []string{"befor", "whene", "when", "each", "every", "tool", "other"},
 	},
@@ -201,7 +233,7 @@ var piRules = []*piRule{
 		stems: []string{"pass", "put", "place", "inclu", "provi", "send"},
 	},
 	{
-		id: "pi.urgent_model_address", weight: 0.35, mult: toolMeta,
+		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
 		re:    regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
 		stems: []string{"ai", "assis", "llm", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "atten", "note", "messa", "instr"},
 	},
@@ -300,6 +332,9 @@ func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, in
 				score := r.weight * mult
 				if r.weaken != nil && r.weaken.Match(n.s[a:b]) {
 					score *= 0.4
+				}
+				if quoted(n.s, a) {
+					score *= 0.5
 				}
 				oa, ob := span(a, b)
 				key := r.id + "@" + itoa(oa)
@@ -400,6 +435,31 @@ func sortWindows(ws []window) {
 			ws[j], ws[j-1] = ws[j-1], ws[j]
 		}
 	}
+}
+
+// quotedIntro matches the end of text that introduces a quotation of a
+// phrase rather than using it: "phrases like", "such as", "the phrase".
+var quotedIntro = regexp.MustCompile(`(?:phrases?|prompts?|words|sentences?|strings?|attacks?|inputs?)\s+(?:like|such as)\s*$|\b(?:e\.g\.|the phrase|the words|known as|called)\s*$`)
+
+// quoted reports whether the match at a is mentioned rather than used: it
+// opens a quotation, or follows words that introduce an example. Mentions
+// are how articles, docs and security training talk about injection.
+func quoted(s []byte, a int) bool {
+	if a == 0 {
+		return false
+	}
+	p := s[max(0, a-4):a]
+	p = bytes.TrimRight(p, " ")
+	if len(p) > 0 {
+		switch p[len(p)-1] {
+		case '\'', '"', '`':
+			return true
+		}
+	}
+	if bytes.HasSuffix(p, []byte("“")) || bytes.HasSuffix(p, []byte("‘")) || bytes.HasSuffix(p, []byte("«")) {
+		return true
+	}
+	return quotedIntro.Match(s[max(0, a-40):a])
 }
 
 func itoa(i int) string {
