@@ -495,3 +495,26 @@ func decodeHash(s string) ([32]byte, error) {
 	}
 	return h, nil
 }
+
+// Files lists the files of the log whose live file is path: its rotated
+// files oldest first, then the live file (when it exists).
+func Files(path string) ([]string, error) {
+	names, err := filepath.Glob(path + ".*")
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	var out []string
+	for _, n := range names {
+		if base, seq, ok := splitRotated(filepath.Base(n)); ok && base == filepath.Base(path) && seq != ^uint64(0) {
+			out = append(out, n)
+		}
+	}
+	if _, err := os.Stat(path); err == nil {
+		out = append(out, path)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("audit: no log files at %s", path)
+	}
+	sortChain(out)
+	return out, nil
+}
