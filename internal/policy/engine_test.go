@@ -188,10 +188,10 @@ func normalizeDecision(t testing.TB, d protocol.Decision) protocol.Decision {
 // documented reason and a non-nil error.
 func TestFailClosed(t *testing.T) {
 	tests := []struct {
-		name    string
-		rego    string
-		timeout time.Duration
-		reason  string
+		name     string
+		rego     string
+		timeout  time.Duration
+		reason   string
 		sentinel error
 	}{
 		{"undefined", `package warden.authz
@@ -579,7 +579,6 @@ func TestDecideManyEmpty(t *testing.T) {
 		t.Errorf("DecideMany(nil) = %v, %v", ds, err)
 	}
 }
-
 
 func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	t.Helper()
