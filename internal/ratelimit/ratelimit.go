@@ -333,10 +333,10 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, Resul
 			l.storeFailed("admit", nowUS, err)
 			if !l.local {
 				l.metrics.decided("error")
-				r := summarize(nowUS, cs, out, false)
-				r.Code, r.Degraded, r.Err = protocol.CodeLimiterError, DegradedDeny, err
-				r.RetryAfter = time.Second
-				return nil, r
+				// No remaining-budget headers: nothing is known about them.
+				return nil, Result{Code: protocol.CodeLimiterError, RetryAfter: time.Second,
+					Degraded: DegradedDeny, Err: err,
+					LimitRequests: -1, RemainingRequests: -1, LimitTokens: -1, RemainingTokens: -1}
 			}
 			l.metrics.fallback.WithLabelValues("admit").Inc()
 			degraded, storeErr = DegradedLocal, err

@@ -205,6 +205,11 @@ func TestRedisOutage(t *testing.T) {
 				if e := r.Denial(); e.Status != http.StatusServiceUnavailable {
 					t.Errorf("Denial status %d, want 503", e.Status)
 				}
+				h := http.Header{}
+				r.SetHeaders(h)
+				if len(h) != 1 || h.Get("Retry-After") != "1" {
+					t.Errorf("headers when the store failed: %v, want only Retry-After: 1", h)
+				}
 				// A stream admitted before the outage stops when it needs
 				// the store.
 				err := res.Charge(ctx, 50)
