@@ -3,6 +3,8 @@ package identity
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -310,7 +312,7 @@ func parseJWTBundle(td spiffeid.TrustDomain, data []byte) (*jwtbundle.Bundle, er
 	}
 	if sb, err := spiffebundle.Parse(td, data); err == nil {
 		if auth := sb.JWTAuthorities(); len(auth) > 0 {
-			return jwtbundle.FromJWTAuthorities(td, auth), nil
+			return checkJWTKeys(jwtbundle.FromJWTAuthorities(td, auth))
 		}
 	}
 	b, err := jwtbundle.Parse(td, data)
@@ -319,6 +321,20 @@ func parseJWTBundle(td spiffeid.TrustDomain, data []byte) (*jwtbundle.Bundle, er
 	}
 	if b.Empty() {
 		return nil, errors.New("JWT bundle has no keys")
+	}
+	return checkJWTKeys(b)
+}
+
+// checkJWTKeys admits only the key types of the algorithms jwtsvid accepts
+// (RSA and ECDSA). A symmetric "oct" key in a bundle is a configuration
+// mistake at best and a key-confusion attempt at worst.
+func checkJWTKeys(b *jwtbundle.Bundle) (*jwtbundle.Bundle, error) {
+	for kid, k := range b.JWTAuthorities() {
+		switch k.(type) {
+		case *ecdsa.PublicKey, *rsa.PublicKey:
+		default:
+			return nil, fmt.Errorf("JWT bundle key %q: unsupported key type %T", kid, k)
+		}
 	}
 	return b, nil
 }

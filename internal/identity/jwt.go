@@ -157,7 +157,7 @@ func (r *restrictedJWT) GetJWTBundleForTrustDomain(td spiffeid.TrustDomain) (*jw
 // spaces, and a b64token (RFC 6750 §2.1). Nothing may follow.
 func parseBearer(h string) (string, error) {
 	const scheme = "bearer"
-	if len(h) < len(scheme)+2 || !containsFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
+	if len(h) < len(scheme)+1 || !equalFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
 		return "", errors.New(`want "Bearer <token>"`)
 	}
 	tok := h[len(scheme):]
