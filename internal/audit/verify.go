@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wardenhq/warden/internal/jsonstrict"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxLineBytes bounds one record line. The writer refuses larger records and
@@ -289,6 +289,7 @@ func (h *hasher) sum2(a, b []byte) [32]byte {
 // chain is the verifier's state carried across files.
 type chain struct {
 	h        *hasher
+	p        lineParser
 	started  bool
 	partial  bool
 	first    uint64
@@ -381,7 +382,7 @@ var genesis [32]byte
 // check verifies one line (without its newline) and advances the chain.
 // It returns the line's seq (0 when unreadable) and a problem, "" if none.
 func (c *chain) check(line []byte, firstLine, firstFile bool) (uint64, string) {
-	rec, err := parseLine(line)
+	rec, err := c.p.parse(line)
 	if err != nil {
 		return rec.seq, err.Error()
 	}
@@ -430,10 +431,28 @@ type parsedLine struct {
 	event      string
 }
 
-// parseLine strictly parses one record line: a JSON object (no duplicate or
-// fold-variant keys) whose last member is "hash", with a positive integer
-// seq, a 64-hex prev, a time and an event.
+// parseLine strictly parses one record line: a JSON object (valid UTF-8,
+// no duplicate names at any depth, no top-level name that is a case
+// variant of a record field, nothing after it) whose last member is "hash",
+// with a positive integer seq, a 64-hex prev, a time and an event. Strict,
+// so that what verified is what every JSON reader of the line sees.
 func parseLine(line []byte) (parsedLine, error) {
+	var p lineParser
+	return p.parse(line)
+}
+
+// lineParser reuses one decoder across lines.
+type lineParser struct {
+	rd  bytes.Reader
+	dec *jsontext.Decoder
+}
+
+// recordFields are the top-level names the writer emits.
+var recordFields = []string{"seq", "prev", "hash", "time", "event", "request_id", "spiffe_id", "auth_method",
+	"listener", "route", "backend", "kind", "resource", "action", "operation", "decision", "reasons",
+	"obligations", "status", "latency_ms", "bytes_in", "bytes_out", "protocol", "error"}
+
+func (p *lineParser) parse(line []byte) (parsedLine, error) {
 	var out parsedLine
 	n := len(line)
 	if n < hashSuffixLen+2 || !bytes.HasSuffix(line, []byte(`"}`)) ||
@@ -443,51 +462,160 @@ func parseLine(line []byte) (parsedLine, error) {
 		}
 		return out, errors.New("malformed record: does not end with the hash member")
 	}
-	v, err := jsonstrict.Parse(line, jsonstrict.Options{MaxBytes: MaxLineBytes + 1, MaxDepth: 64})
-	if err != nil {
+	p.rd.Reset(line)
+	if p.dec == nil {
+		p.dec = jsontext.NewDecoder(&p.rd)
+	} else {
+		p.dec.Reset(&p.rd)
+	}
+	if err := p.members(&out); err != nil {
 		return out, fmt.Errorf("malformed record: %v", err)
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return out, errors.New("malformed record: not a JSON object")
-	}
-	if s, ok := obj["seq"].(jsonstrict.Number); ok {
-		if n, err := strconv.ParseUint(string(s), 10, 64); err == nil && n > 0 {
-			out.seq = n
-		}
 	}
 	if out.seq == 0 {
 		return out, errors.New("malformed record: seq is not a positive integer")
 	}
-	if out.prev, err = hashField(obj, "prev"); err != nil {
-		return out, err
-	}
-	if out.hash, err = hashField(obj, "hash"); err != nil {
-		return out, err
-	}
-	ts, _ := obj["time"].(string)
-	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
-		return out, errors.New("malformed record: time is not RFC 3339")
-	}
-	out.event, _ = obj["event"].(string)
 	if out.event == "" {
 		return out, errors.New("malformed record: no event")
 	}
 	return out, nil
 }
 
-func hashField(obj map[string]any, key string) ([32]byte, error) {
-	s, _ := obj[key].(string)
-	h, err := decodeHash(s)
+var errTime = errors.New("time is not RFC 3339")
+
+func (p *lineParser) members(out *parsedLine) error {
+	dec := p.dec
+	tok, err := dec.ReadToken()
 	if err != nil {
-		return h, fmt.Errorf("malformed record: %s: %w", key, err)
+		return err
 	}
-	return h, nil
+	if tok.Kind() != '{' {
+		return errors.New("not a JSON object")
+	}
+	var seen uint8
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		// name is only valid until the next read: classify it first.
+		var which int
+		switch string(name) {
+		case `"seq"`:
+			which = 1
+		case `"prev"`:
+			which = 2
+		case `"hash"`:
+			which = 4
+		case `"time"`:
+			which = 8
+		case `"event"`:
+			which = 16
+		default:
+			if err := foldVariant(name); err != nil {
+				return err
+			}
+			if err := dec.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		seen |= uint8(which)
+		switch which {
+		case 1:
+			if v.Kind() == '0' {
+				if n, err := strconv.ParseUint(string(v), 10, 64); err == nil {
+					out.seq = n
+				}
+			}
+		case 2:
+			if out.prev, err = rawHash(v); err != nil {
+				return fmt.Errorf("prev: %w", err)
+			}
+		case 4:
+			if out.hash, err = rawHash(v); err != nil {
+				return fmt.Errorf("hash: %w", err)
+			}
+		case 8:
+			if v.Kind() != '"' || bytes.IndexByte(v, '\\') >= 0 {
+				return errTime
+			}
+			if _, err := time.Parse(time.RFC3339Nano, string(v[1:len(v)-1])); err != nil {
+				return errTime
+			}
+		case 16:
+			if v.Kind() == '"' && validEvent(string(v[1:len(v)-1])) {
+				out.event = string(v[1 : len(v)-1])
+			} else {
+				return errors.New("event is not a snake_case name")
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return errors.New("data after the record")
+	}
+	if seen != 31 {
+		return errors.New("missing seq, prev, hash, time or event")
+	}
+	return nil
+}
+
+// foldVariant refuses a top-level name that a case-insensitive reader
+// would take for a record field ("Seq", "HASH", "\u0073eq").
+func foldVariant(raw jsontext.Value) error {
+	name := raw[1 : len(raw)-1]
+	if knownField[string(name)] {
+		return nil
+	}
+	escaped := bytes.IndexByte(name, '\\') >= 0
+	if escaped {
+		s, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			return err
+		}
+		name = s
+	}
+	for _, f := range recordFieldBytes {
+		if bytes.EqualFold(name, f) && (escaped || !bytes.Equal(name, f)) {
+			return fmt.Errorf("name %q is a variant of %q", name, f)
+		}
+	}
+	return nil
+}
+
+var knownField = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range recordFields {
+		m[f] = true
+	}
+	return m
+}()
+
+var recordFieldBytes = func() [][]byte {
+	out := make([][]byte, len(recordFields))
+	for i, f := range recordFields {
+		out[i] = []byte(f)
+	}
+	return out
+}()
+
+func rawHash(v jsontext.Value) ([32]byte, error) {
+	var h [32]byte
+	if v.Kind() != '"' || len(v) != 66 {
+		return h, errors.New("not 64 lowercase hex digits")
+	}
+	return decodeHash(string(v[1:65]))
 }
 
 func decodeHash(s string) ([32]byte, error) {
 	var h [32]byte
-	if len(s) != 64 || strings.ToLower(s) != s {
+	if len(s) != 64 || strings.ContainsAny(s, "ABCDEF") {
 		return h, errors.New("not 64 lowercase hex digits")
 	}
 	if _, err := hex.Decode(h[:], []byte(s)); err != nil {

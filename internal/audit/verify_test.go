@@ -412,3 +412,38 @@ func TestExpand(t *testing.T) {
 		t.Error("no paths accepted")
 	}
 }
+
+// TestParseLineStrict: lines any JSON reader could read differently from
+// the verifier are malformed, whatever their hash.
+func TestParseLineStrict(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "golden", "full_record.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := strings.TrimSuffix(string(b), "\n")
+	if _, err := parseLine([]byte(good)); err != nil {
+		t.Fatalf("golden line: %v", err)
+	}
+	cases := map[string]string{
+		"duplicate seq":        strings.Replace(good, `"time"`, `"seq":2,"time"`, 1),
+		"case variant of seq":  strings.Replace(good, `"time"`, `"Seq":2,"time"`, 1),
+		"escaped name":         strings.Replace(good, `"request_id"`, `"request\u005fid"`, 1),
+		"duplicate nested key": strings.Replace(good, `"tool":"search"`, `"tool":"search","tool":"x"`, 1),
+		"invalid UTF-8":        strings.Replace(good, "é", "\xff", 1),
+		"no event":             strings.Replace(good, `"event":"decision",`, ``, 1),
+		"bad event":            strings.Replace(good, `"event":"decision"`, `"event":"Decision"`, 1),
+		"seq float":            strings.Replace(good, `"seq":1`, `"seq":1.0`, 1),
+		"seq zero":             strings.Replace(good, `"seq":1`, `"seq":0`, 1),
+		"seq string":           strings.Replace(good, `"seq":1`, `"seq":"1"`, 1),
+		"prev upper hex":       strings.Replace(good, `"prev":"0000`, `"prev":"A000`, 1),
+		"bad time":             strings.Replace(good, `"time":"2026`, `"time":"x2026`, 1),
+		"array":                "[" + good[1:len(good)-1] + "]",
+		"trailing data":        good + ` {}`,
+		"not closed":           good[:len(good)-1],
+	}
+	for name, line := range cases {
+		if _, err := parseLine([]byte(line)); err == nil {
+			t.Errorf("%s: accepted %s", name, line)
+		}
+	}
+}
