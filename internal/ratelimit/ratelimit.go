@@ -238,13 +238,36 @@ type Limiter struct {
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
-	// downUntil (Unix µs) skips Redis for a short while after a failure so
-	// an outage costs one timeout, not one per request.
+	// Circuit breaker: after breakerFailures consecutive failures Redis is
+	// skipped until downUntil (Unix µs), so an outage costs a timeout per
+	// second, not one per request; one slow reply does not trip it.
+	fails     atomic.Int32
 	downUntil atomic.Int64
+	down      atomic.Bool // an outage is being logged
 }
 
-// breakerUS is how long Redis is skipped after a failure.
-const breakerUS = int64(time.Second / time.Microsecond)
+const (
+	// breakerFailures consecutive failures open the breaker.
+	breakerFailures = 3
+	// breakerUS is how long Redis is skipped once the breaker is open;
+	// then one request probes it.
+	breakerUS = int64(time.Second / time.Microsecond)
+)
+
+// skipStore reports whether the breaker is open.
+func (l *Limiter) skipStore(nowUS int64) bool {
+	return l.isRedis && nowUS < l.downUntil.Load()
+}
+
+// storeOK closes the breaker after a successful call.
+func (l *Limiter) storeOK() {
+	if l.fails.Load() != 0 { // read first: no shared write on the hot path
+		l.fails.Store(0)
+	}
+	if l.down.Load() && l.down.Swap(false) {
+		l.log.Info("ratelimit: store reachable again")
+	}
+}
 
 // New builds a Limiter. It fails only when metrics cannot be registered.
 func New(opts Options) (*Limiter, error) {
@@ -324,10 +347,10 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, Resul
 		storeErr error
 	)
 	if res.n > 0 {
-		if l.isRedis && nowUS < l.downUntil.Load() {
+		if l.skipStore(nowUS) {
 			err = ErrStoreDown
-		} else {
-			ok, err = l.primary.admit(ctx, nowUS, cs, res.reserved, out)
+		} else if ok, err = l.primary.admit(ctx, nowUS, cs, res.reserved, out); err == nil {
+			l.storeOK()
 		}
 		if err != nil {
 			l.storeFailed("admit", nowUS, err)
@@ -360,13 +383,19 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, Resul
 	return res, r
 }
 
-// storeFailed records a store failure and opens the breaker.
+// storeFailed counts a store failure, opens the breaker after
+// breakerFailures in a row, and logs the first failure of an outage.
 func (l *Limiter) storeFailed(op string, nowUS int64, err error) {
 	l.metrics.errors.WithLabelValues(op).Inc()
 	if errors.Is(err, ErrStoreDown) {
-		return // breaker already open; counted, not logged again
+		return // breaker open: counted, not tried, not logged again
 	}
-	l.downUntil.Store(nowUS + breakerUS)
+	if l.fails.Add(1) >= breakerFailures {
+		l.downUntil.Store(nowUS + breakerUS)
+	}
+	if l.down.Swap(true) {
+		return
+	}
 	mode := "deny"
 	if l.local {
 		mode = "local"

@@ -210,6 +210,17 @@ func TestRedisOutage(t *testing.T) {
 				if len(h) != 1 || h.Get("Retry-After") != "1" {
 					t.Errorf("headers when the store failed: %v, want only Retry-After: 1", h)
 				}
+				// The breaker opens after breakerFailures in a row: Redis is
+				// then not even tried.
+				if errors.Is(r.Err, ErrStoreDown) {
+					t.Errorf("first failure reported as breaker-open: %v", r.Err)
+				}
+				for range breakerFailures - 1 {
+					l.Reserve(ctx, req)
+				}
+				if _, r := l.Reserve(ctx, req); !errors.Is(r.Err, ErrStoreDown) || r.Allowed {
+					t.Errorf("after %d failures: %+v, want denied with ErrStoreDown", breakerFailures, r)
+				}
 				// A stream admitted before the outage stops when it needs
 				// the store.
 				err := res.Charge(ctx, 50)

@@ -161,16 +161,20 @@ func (r *Reservation) addLocked(ctx context.Context, atAdmission bool, delta int
 	cs, out := r.scratch[:m], r.st[:m]
 	st := r.store
 	var err error
-	if st != store(r.l.fallback) && r.l.isRedis && nowUS < r.l.downUntil.Load() {
+	onPrimary := st == r.l.primary
+	if onPrimary && r.l.skipStore(nowUS) {
 		err = ErrStoreDown
 	} else {
 		err = st.add(ctx, nowUS, cs, delta, out)
 	}
 	if err == nil {
+		if onPrimary {
+			r.l.storeOK()
+		}
 		return out, nil
 	}
 	r.l.storeFailed("add", nowUS, err)
-	if !r.l.local || st == store(r.l.fallback) {
+	if !r.l.local || !onPrimary {
 		return nil, err
 	}
 	r.l.metrics.fallback.WithLabelValues("add").Inc()
