@@ -57,6 +57,9 @@ func (ss *session) scanPath(p string, stdin io.Reader) {
 	if ss.scanProject(p) {
 		return
 	}
+	// Walk first, render after: a kustomization that another one in the
+	// tree builds on (a base) is scanned only through its overlays.
+	var kdirs []string
 	err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 		if err != nil {
 			ss.fail(&InputError{File: q, Err: err})
@@ -66,10 +69,18 @@ func (ss *session) scanPath(p string, stdin io.Reader) {
 			return ss.ctx.Err()
 		}
 		if d.IsDir() {
-			if q != p && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
+			if q == p {
+				return nil
+			}
+			if strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" {
 				return fs.SkipDir
 			}
-			if q != p && ss.scanProject(q) {
+			if isChartDir(q) {
+				ss.scanChart(q)
+				return fs.SkipDir
+			}
+			if kustomizationFile(q) != "" {
+				kdirs = append(kdirs, q)
 				return fs.SkipDir
 			}
 			return nil
@@ -80,11 +91,37 @@ func (ss *session) scanPath(p string, stdin io.Reader) {
 	if err != nil {
 		ss.fail(&InputError{File: p, Err: err})
 	}
+	used := map[string]bool{}
+	for _, k := range kdirs {
+		for _, dep := range kustomizeDeps(k) {
+			if dep != absPath(k) {
+				used[dep] = true
+			}
+		}
+	}
+	for _, k := range kdirs {
+		if !used[absPath(k)] {
+			ss.scanKustomize(k)
+		}
+	}
+}
+
+func isChartDir(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "Chart.yaml"))
+	return err == nil && !st.IsDir()
+}
+
+func absPath(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
 
 // scanProject renders dir if it is a Helm chart or a kustomization.
 func (ss *session) scanProject(dir string) bool {
-	if st, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err == nil && !st.IsDir() {
+	if isChartDir(dir) {
 		ss.scanChart(dir)
 		return true
 	}

@@ -57,7 +57,7 @@ func (ss *session) scanKustomize(dir string) {
 // checkLocalKustomization verifies that every resource, base and component
 // of the kustomization (recursively) is a local path.
 func checkLocalKustomization(dir string, seen map[string]bool) error {
-	abs, _ := filepath.Abs(dir)
+	abs := absPath(dir)
 	if seen[abs] {
 		return nil
 	}
@@ -96,4 +96,16 @@ func checkLocalKustomization(dir string, seen map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// kustomizeDeps returns the absolute paths of dir and every local
+// kustomization directory it builds on.
+func kustomizeDeps(dir string) []string {
+	seen := map[string]bool{}
+	_ = checkLocalKustomization(dir, seen)
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	return out
 }

@@ -1,0 +1,3 @@
+{{- define "llm.labels" -}}
+app: {{ .Release.Name }}-server
+{{- end }}
