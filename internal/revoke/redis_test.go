@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,4 +204,54 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRedisConcurrentReplicasConverge: two replicas revoke and unrevoke at
+// once; both end with the same list, the one in Redis.
+func TestRedisConcurrentReplicasConverge(t *testing.T) {
+	ctx := context.Background()
+	addr := redistest.Start(t)
+	prefix := uniquePrefix()
+	stores := []*RedisStore{openRedisStore(t, addr, prefix, "deny", nil), openRedisStore(t, addr, prefix, "deny", nil)}
+	id := func(r, i int) string { return fmt.Sprintf("spiffe://warden.test/r%d/a%d", r, i) }
+	var wg sync.WaitGroup
+	for r, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if err := s.Revoke(ctx, Entry{SpiffeID: id(r, i), By: "test"}); err != nil {
+					t.Error(err)
+				}
+				if i%3 == 0 {
+					if err := s.Unrevoke(ctx, id(r, i)); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var want []string
+	for r := range stores {
+		for i := range 20 {
+			if i%3 != 0 {
+				want = append(want, id(r, i))
+			}
+		}
+	}
+	sort.Strings(want)
+	for n, s := range stores {
+		waitFor(t, fmt.Sprintf("replica %d to converge", n), func() bool {
+			l, err := s.List(ctx)
+			if err != nil {
+				return false
+			}
+			var got []string
+			for _, e := range l {
+				got = append(got, e.SpiffeID)
+			}
+			return slices.Equal(got, want)
+		})
+	}
 }
