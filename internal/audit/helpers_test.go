@@ -126,9 +126,16 @@ type faultFile struct {
 	failSync  *atomic.Bool
 	// gate, when non-nil, blocks every Write until it can receive.
 	gate chan struct{}
+	// writing, when non-nil, is sent on as each Write begins.
+	writing chan struct{}
+	// syncs counts successful fsyncs, when non-nil.
+	syncs *atomic.Int64
 }
 
 func (f *faultFile) Write(p []byte) (int, error) {
+	if f.writing != nil {
+		f.writing <- struct{}{}
+	}
 	if f.gate != nil {
 		<-f.gate
 	}
@@ -143,6 +150,9 @@ func (f *faultFile) Write(p []byte) (int, error) {
 func (f *faultFile) Sync() error {
 	if f.failSync != nil && f.failSync.Load() {
 		return syscall.EIO
+	}
+	if f.syncs != nil {
+		f.syncs.Add(1)
 	}
 	return f.File.Sync()
 }

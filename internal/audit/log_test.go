@@ -538,3 +538,58 @@ func value(t testing.TB, c prometheus.Metric) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// TestStrictGroupCommit holds the first fsync's write, queues ten more
+// strict appends behind it, and checks they share the next fsync.
+func TestStrictGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	gate, writing := make(chan struct{}), make(chan struct{})
+	var syncs atomic.Int64
+	opener := func(p string) (file, error) {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		return &faultFile{File: f, gate: gate, writing: writing, syncs: &syncs}, nil
+	}
+	l := openLog(t, dir, nil, Options{openFile: opener})
+	var wg sync.WaitGroup
+	wg.Go(func() { appendN(t, l, 0, 1) })
+	<-writing // the writer is in the first batch's Write
+	for i := range 10 {
+		wg.Go(func() { appendN(t, l, 1+i, 1) })
+	}
+	for len(l.queue) < 10 {
+		time.Sleep(time.Millisecond)
+	}
+	gate <- struct{}{} // release the first batch
+	<-writing          // the second batch
+	gate <- struct{}{}
+	wg.Wait()
+	if got := syncs.Load(); got != 2 {
+		t.Errorf("%d fsyncs for 11 strict records, want 2", got)
+	}
+	l.Close()
+	if rep := mustVerify(t, dir); rep.Records != 11 {
+		t.Errorf("records = %d", rep.Records)
+	}
+}
+
+// TestBatchedCommitsWithoutClose: a batched record reaches the file on its
+// own (MaxDelay), not only at Close.
+func TestBatchedCommitsWithoutClose(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, func(c *config.Audit) { c.Mode = "batched" }, Options{})
+	defer l.Close()
+	appendN(t, l, 0, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for seq, _ := l.Head(); seq < 3; seq, _ = l.Head() {
+		if time.Now().After(deadline) {
+			t.Fatal("batched records not committed without Close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := countLines(filepath.Join(dir, "audit.jsonl")); n != 3 {
+		t.Errorf("%d lines on disk at head seq 3", n)
+	}
+}
