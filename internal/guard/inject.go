@@ -3,6 +3,7 @@ package guard
 import (
 	"bytes"
 	"regexp"
+	"sort"
 )
 
 // piRule is one prompt-injection rule: a regexp over the folded text
@@ -22,8 +23,15 @@ type piRule struct {
 	re   *regexp.Regexp
 	// stems are trigger words, matched on their first stemLen bytes.
 	stems []string
-	// lits are trigger substrings for punctuation and CJK.
+	// lits are trigger substrings for punctuation, paths and CJK.
 	lits []string
+	// need, when set, are stems one of which must occur within needDist
+	// bytes of a trigger for the rule to run: the verb and its object.
+	// Requiring both is what keeps ordinary text from running regexps.
+	need []string
+	// pre, when set, must accept the trigger position (cheap shape checks
+	// such as "at the start of a line, followed by a colon").
+	pre func(s []byte, pos int) bool
 	// lineAnchored rules use (?m)^ and must not match at a window start
 	// that is not a line start.
 	lineAnchored bool
@@ -66,6 +74,7 @@ var piRules = []*piRule{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
 		re:     regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
 		stems:  []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
+		need:   []string{"instr", "direc", "comma", "rules", "guide", "guida", "promp", "progr", "const", "restr", "guard", "polic", "order", "train", "filte", "moder", "conte", "conve", "descr", "syste", "messa"},
 		weaken: regexp.MustCompile(`\b(?:my|me|i)\b`),
 	},
 	{
@@ -73,43 +82,51 @@ var piRules = []*piRule{
 		// "forget everything you were told", "disregard everything above"
 		re:    regexp.MustCompile(`\b(?:forget|disregard|ignore|erase|wipe)\s+(?:about\s+)?(?:everything|all(?: of)? (?:that|this|it)|all)\s+(?:you(?:'ve| have)? (?:were |been )?(?:told|taught|learned|given|know)|(?:written |said |stated )?(?:above|before|previously|so far|until now))`),
 		stems: []string{"forge", "disre", "ignor", "erase", "wipe"},
+		need:  []string{"every", "told", "taugh", "learn", "given", "know", "above", "befor", "previ", "until", "far"},
 	},
 	{
 		id: "pi.override.user_task", weight: 0.6, mult: thirdParty,
 		// third-party text telling the model to drop what the user asked
 		re:    regexp.MustCompile(`\b(?:ignore|disregard|forget|skip|abandon)\s+(?:the\s+|their\s+|what\s+)?(?:user'?s?|original|human'?s?)\s*(?:request|question|query|task|prompt|instructions?|asked)`),
 		stems: []string{"ignor", "disre", "forge", "skip", "aband"},
+		need:  []string{"user", "users", "origi", "human", "their", "what"},
 	},
 	{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
 		// "previous instructions are void", "the above rules no longer apply"
 		re:    regexp.MustCompile(`\b(?:previous|prior|above|earlier|original|system|all)\s+(?:\w+\s+)?(?:instructions|rules|directives|guidelines|prompt)\s+(?:are|is|were)\s+(?:now\s+)?(?:void|null|cancel+ed|revoked|obsolete|outdated|no longer (?:valid|apply|in effect))`),
 		stems: []string{"void", "null", "cance", "revok", "obsol", "outda", "longe"},
+		need:  []string{"instr", "rules", "direc", "guide", "promp"},
 	},
 	{
 		id: "pi.override.es", weight: 0.9, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:ignora|ignore|ignoren|olvida|olvide|olviden|descarta|descarte|omite|omita|haz caso omiso de|no sigas|deja de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucciones|reglas|indicaciones|directrices|ordenes|normas|restricciones)\b`),
 		stems: []string{"ignor", "olvid", "desca", "omite", "omita", "omiso", "sigas", "segui"},
+		need:  []string{"instr", "regla", "indic", "direc", "orden", "norma", "restr"},
 	},
 	{
 		id: "pi.override.fr", weight: 0.9, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|neglige|negligez|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction)\b(?:\s+\S+){0,5}?\s+(?:instructions|consignes|regles|directives|ordres|restrictions|indications)\b`),
 		stems: []string{"ignor", "oubli", "negli", "tiens", "tenez", "abstr"},
+		need:  []string{"instr", "consi", "regle", "direc", "ordre", "restr", "indic"},
 	},
 	{
 		id: "pi.override.de", weight: 0.9, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:ignorier\w*|vergiss|vergessen sie|vergesst|missachte\w*|uberspring\w*|beachte nicht|befolge nicht)\b(?:\s+\S+){0,5}?\s*(?:anweisungen|anordnungen|regeln|vorgaben|befehle|instruktionen|richtlinien|einschrankungen)\b|\b(?:anweisungen|regeln|vorgaben|instruktionen|richtlinien)\b(?:\s+\S+){0,4}?\s+(?:ignorieren|vergessen|missachten)\b`),
 		stems: []string{"ignor", "vergi", "verge", "missa", "ubers", "beach", "befol"},
+		need:  []string{"anwei", "anord", "regel", "vorga", "befeh", "instr", "richt", "einsc"},
 	},
 	{
 		id: "pi.override.pt", weight: 0.9, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:ignore|ignora|ignorem|esqueca|esquecam|esquece|desconsidere|desconsidera|descarte|nao siga|pare de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucoes|regras|diretrizes|comandos|ordens|orientacoes|restricoes)\b`),
 		stems: []string{"ignor", "esque", "desco", "desca", "siga", "segui"},
+		need:  []string{"instr", "regra", "diret", "coman", "orden", "orien", "restr"},
 	},
 	{
 		id: "pi.override.it", weight: 0.9, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:ignora|ignorate|dimentica|dimenticate|trascura)\b(?:\s+\S+){0,5}?\s+(?:istruzioni|regole|direttive|indicazioni)\b`),
 		stems: []string{"ignor", "dimen", "trasc"},
+		need:  []string{"istru", "regol", "diret", "indic"},
 	},
 	{
 		id: "pi.override.zh", weight: 0.9, mult: thirdParty,
@@ -119,18 +136,21 @@ var piRules = []*piRule{
 	{
 		id: "pi.new_instructions", weight: 0.55, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:new|updated|real|actual|true|secret|hidden|additional|override) (?:system )?(?:instructions|directives|orders|task|rules)\s*(?::|are\b|follow\b)|\b(?:instead|from now on|henceforth)\s*,?\s*(?:you (?:will|must|shall|should)|your (?:new )?(?:task|job|goal) is)|\b(?:nuevas instrucciones|nouvelles instructions|neue anweisungen|novas instrucoes)\b|新的指令|新指令`),
-		stems: []string{"instr", "direc", "order", "task", "rules", "inste", "now", "hence", "nueva", "nouve", "neue", "novas"},
+		stems: []string{"instr", "direc", "order", "orders", "task", "rules", "inste", "now", "hence", "nueva", "nouve", "neue", "novas"},
+		need:  []string{"new", "updat", "real", "actua", "true", "secre", "hidde", "addit", "overr", "from", "you", "your", "instr", "anwei"},
 		lits:  []string{"新的指令", "新指令"},
 	},
 	{
 		id: "pi.role", weight: 0.6, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:you are now|you're now|from now on,? you(?: are|'re| will be| act as)|you will now act as|now you are|you have been (?:freed|liberated|jailbroken|unlocked))\b(?:\s+\S+){0,3}?\s*(?:an? |the |my )?(?:\w+ )?(?:ai|assistant|model|bot|chatbot|dan|character|persona|mode|version|entity|hacker|unrestricted|unfiltered|uncensored|jailbroken|free|evil|without)\b`),
 		stems: []string{"now", "freed", "liber", "jailb", "unloc"},
+		need:  []string{"you", "youre", "re"},
 	},
 	{
 		id: "pi.role.jailbreak", weight: 0.8, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:do anything now|developer mode (?:enabled|on|activated)|enable developer mode|jailbreak(?:ed)? mode|dan mode|god mode|unrestricted mode|without (?:any )?(?:restrictions|filters|censorship|limitations|ethical (?:guidelines|constraints))|(?:no|free of|free from) (?:ethical|moral|content) (?:guidelines|restrictions|constraints|filters|limits)|(?:have|has) no (?:restrictions|limitations|filters|rules|guidelines)|not bound by (?:any )?(?:rules|guidelines|policies|restrictions)|(?:pretend|act|roleplay|role-play|behave) (?:as|like|to be) (?:an? )?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|malicious)|stay in character no matter)\b`),
-		stems: []string{"anyth", "devel", "jailb", "dan", "god", "unres", "witho", "free", "restr", "limit", "filte", "rules", "guide", "bound", "prete", "act", "rolep", "role", "behav", "stay"},
+		stems: []string{"anyth", "devel", "jailb", "dan", "god", "unres", "unfil", "uncen", "restr", "limit", "filte", "censo", "rules", "guide", "stay"},
+		need:  []string{"now", "mode", "enabl", "witho", "free", "bound", "ethic", "moral", "conte", "no", "chara", "jailb", "unres", "unfil", "uncen", "evil", "malic"},
 	},
 	{
 		id: "pi.role.es_fr_de_pt", weight: 0.6, mult: thirdParty,
@@ -145,7 +165,8 @@ var piRules = []*piRule{
 	{
 		id: "pi.extract", weight: 0.8, mult: thirdParty,
 		re:    regexp.MustCompile(`\b(?:reveal|print|show|repeat|output|display|tell|give|leak|dump|recite|write out|spell out|what (?:is|are|was|were))\b(?:\s+(?:me|us))?(?:\s+(?:all|verbatim|exactly|back))?\s+(?:of\s+)?(?:your|the)\s+(?:(?:full|entire|exact|complete|original|initial|hidden|secret|confidential|internal|system|developer|very first)\s+)*(?:system prompt|system message|system instructions|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions you (?:were|have been) given|prompt|pre-?prompt|(?:developer|system) (?:instructions|rules))\b|\b(?:repeat|print|output|copy)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:words|text|everything|lines)\s+(?:above|before|preceding)\b|\bwhat (?:were|are) you told (?:before|above|earlier)\b`),
-		stems: []string{"revea", "print", "show", "repea", "outpu", "displ", "tell", "give", "leak", "dump", "recit", "write", "spell", "what", "copy"},
+		stems: []string{"promp", "instr", "messa", "above", "befor", "prece", "prepr", "pre", "rules", "told", "lines", "words", "text"},
+		need:  []string{"revea", "print", "show", "repea", "outpu", "displ", "tell", "give", "leak", "dump", "recit", "write", "spell", "what", "copy"},
 	},
 	{
 		id: "pi.extract.zh", weight: 0.8, mult: thirdParty,
@@ -162,12 +183,13 @@ var piRules = []*piRule{
 	{
 		id: "pi.delimiter", weight: 0.8, mult: mockup,
 		re:   regexp.MustCompile(`</?(?:tool_result|tool_call|tool_use|function_results|function_calls|system|system_prompt|assistant|instructions?|admin|user_query|untrusted_input|context)>|\{\{\s*system\s*\}\}`),
-		lits: []string{"</", "<tool", "<func", "<syst", "<assi", "<instr", "<admin", "<user", "<untr", "<cont", "{{"},
+		lits: []string{"</tool", "<tool", "</func", "<func", "</syst", "<syst", "</assi", "<assi", "<instr", "</instr", "<admin", "</admin", "<user_", "</user_", "<untr", "</untr", "<contex", "</contex", "{{"},
 	},
 	{
 		id: "pi.fake_turn", weight: 0.45, mult: mockup,
 		re:           regexp.MustCompile(`(?m)^\s?(?:#{1,4}\s*)?(?:\*\*)?(?:system|assistant|ai|user|human|developer|admin|administrator)(?:\*\*)?\s*(?:message|prompt|instructions?|override|note)?\s*(?:\*\*)?:`),
-		stems:        []string{"syste", "assis", "ai", "user", "human", "devel", "admin"},
+		stems:        []string{"syste", "assis", "ai", "user", "human", "devel", "admin", "admin"},
+		pre:          turnStart,
 		lineAnchored: true,
 	},
 	{
@@ -175,12 +197,14 @@ var piRules = []*piRule{
 		// a human turn followed by a model turn: a forged conversation
 		re:           regexp.MustCompile(`(?ms)^\s?(?:human|user)\s*:.{0,400}?^\s?(?:assistant|ai|system)\s*:|(?ms)^\s?(?:assistant|ai|system)\s*:.{0,400}?^\s?(?:human|user)\s*:`),
 		stems:        []string{"human", "user", "assis", "ai", "syste"},
+		pre:          turnStart,
 		lineAnchored: true,
 	},
 	{
 		id: "pi.fake_turn.markdown", weight: 0.7, mult: mockup,
 		re:           regexp.MustCompile(`(?m)^\s?#{2,4}\s*(?:system|new instructions?|instructions?|admin(?:istrator)?|developer|override|important)\s*(?:message|prompt|override|update)?\s*:?\s*$|(?m)^\s?(?:system|admin|developer)\s*(?:override|update|notice|alert)\s*:`),
 		stems:        []string{"syste", "new", "instr", "admin", "devel", "overr", "impor"},
+		pre:          headingStart,
 		lineAnchored: true,
 	},
 	{
@@ -199,6 +223,7 @@ var piRules = []*piRule{
 		id: "pi.exfil.instruction", weight: 0.75, mult: exfil,
 		re:    regexp.MustCompile(`\b(?:send|post|upload|forward|transmit|exfiltrate|leak|email|append|include|encode|embed)\b(?:\s+\S+){0,8}?\s+(?:(?:conversation|chat history|system prompt|api keys?|credentials|secrets?|passwords?|tokens?|private keys?|ssh keys?|environment variables|\.env|user'?s? data|personal data)\b)(?:\s+\S+){0,8}?\s+(?:to|into|in|as)\s+(?:the\s+)?(?:https?://|url|webhook|endpoint|query (?:string|parameter)|image url|link|attacker|server|address)`),
 		stems: []string{"send", "post", "uploa", "forwa", "trans", "exfil", "leak", "email", "appen", "inclu", "encod", "embed"},
+		need:  []string{"http", "https", "url", "webho", "endpo", "query", "image", "link", "attac", "serve", "addre"},
 	},
 	{
 		id: "pi.tool_poison.tag", weight: 0.7, mult: toolMeta,
@@ -208,18 +233,20 @@ var piRules = []*piRule{
 	{
 		id: "pi.tool_poison.preamble", weight: 0.3, mult: toolMeta,
 		re:    regexp.MustCompile(`\b(?:before (?:using|calling|invoking|you use|you call) (?:this|any|the) (?:tool|function)|(?:whenever|when|each time|every time) (?:the user|you|anyone) (?:calls?|uses?|invokes?) (?:this|any|the|another) (?:tool|function)|(?:this|the) tool (?:will not|won't|cannot|does not) work (?:unless|without|if)|otherwise the tool will (?:fail|not work|crash)|(?:this|the) tool (?:has been|is) (?:deprecated|updated|replaced)[^.\n]{0,60}\b(?:instead|use))\b`),
-		stems: []string{"befor", "whene", "when", "each", "every", "tool", "other"},
+		stems: []string{"befor", "whene", "when", "each", "every", "other", "unles", "witho"},
+		need:  []string{"tool", "funct"},
 	},
 	{
 		id: "pi.tool_poison.conceal", weight: 0.75, mult: toolMeta,
 		re:    regexp.MustCompile(`\b(?:do not|don'?t|never|must not|should not) (?:tell|mention|inform|notify|alert|show|reveal (?:this )?to|disclose (?:this )?to|let) (?:this |it |that )?(?:to )?(?:the )?(?:user|human|operator)s?\b|\bwithout (?:telling|informing|notifying|alerting|asking|showing) (?:the )?(?:user|human)\b|\b(?:keep (?:this|it) (?:secret|hidden) from (?:the )?user|the user (?:must|should) not (?:know|see|find out)|(?:the )?user (?:has )?(?:already )?(?:approved|authorized|consented to) (?:this|all))\b|\bno (?:le )?(?:digas|menciones) (?:nada )?al usuario\b|\bne (?:le )?dis (?:rien )?(?:pas )?a l'utilisateur\b|\bsag(?:e|en sie)? (?:es )?(?:dem )?(?:benutzer|nutzer) nicht\b|\bnao (?:conte|diga|mencione) (?:nada )?ao usuario\b|不要告诉用户|不要让用户知道`),
-		stems: []string{"not", "dont", "don", "never", "must", "shoul", "witho", "keep", "user", "digas", "menci", "dis", "sage", "sagen", "sag", "conte", "diga"},
+		stems: []string{"user", "users", "human", "opera", "usuar", "utili", "benut", "nutze"},
+		need:  []string{"tell", "menti", "infor", "notif", "alert", "show", "revea", "discl", "let", "telli", "askin", "showi", "secre", "hidde", "know", "see", "find", "appro", "autho", "conse", "digas", "dis", "sage", "sagen", "sag", "conte", "diga"},
 		lits:  []string{"不要告诉用户", "不要让用户知道"},
 	},
 	{
 		id: "pi.tool_poison.sensitive_file", weight: 0.7, mult: toolMeta,
-		re:    regexp.MustCompile(`\b(?:read|cat|open|load|access|include|send|pass|attach|upload|copy|provide|fetch|get|extract|output|return)\b(?:\s+\S+){0,6}?\s+(?:the\s+)?(?:contents? of\s+)?(?:~/\.ssh\b|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.env\b|mcp\.json|\.aws/credentials|\.npmrc|\.netrc|\.pgpass|\.git-credentials|\.docker/config\.json|claude_desktop_config|/etc/shadow|/etc/passwd|\.kube/config|\.cursor/mcp)`),
-		stems: []string{"read", "cat", "open", "load", "acces", "inclu", "send", "pass", "attac", "uploa", "copy", "provi", "fetch", "get", "extra", "outpu", "retur"},
+		re:   regexp.MustCompile(`\b(?:read|cat|open|load|access|include|send|pass|attach|upload|copy|provide|fetch|get|extract|output|return)\b(?:\s+\S+){0,6}?\s+(?:the\s+)?(?:contents? of\s+)?(?:~/\.ssh\b|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.env\b|mcp\.json|\.aws/credentials|\.npmrc|\.netrc|\.pgpass|\.git-credentials|\.docker/config\.json|claude_desktop_config|/etc/shadow|/etc/passwd|\.kube/config|\.cursor/mcp)`),
+		lits: []string{".ssh", "id_rsa", "id_ed25519", "id_ecdsa", "authorized_keys", ".env", "mcp.json", ".aws/", ".npmrc", ".netrc", ".pgpass", ".git-credentials", ".docker/", "claude_desktop", "/etc/shadow", "/etc/passwd", ".kube/", ".cursor/"},
 	},
 	{
 		id: "pi.tool_poison.sensitive_path", weight: 0.45, mult: map[Context]float64{ContextUser: 0.2, ContextResponse: 0.2, ContextDocument: 0.4, ContextToolOutput: 0.2, ContextToolDescription: 1.2},
@@ -230,19 +257,33 @@ var piRules = []*piRule{
 		id: "pi.tool_poison.sidenote", weight: 0.6, mult: toolMeta,
 		// Invariant Labs' PoC: "pass its content as 'sidenote'".
 		re:    regexp.MustCompile(`\b(?:pass|put|place|include|provide|send)\b(?:\s+\S+){0,6}?\s+(?:as|in|into)\s+(?:the\s+)?["'\x60]?(?:sidenote|side_note|note|notes|metadata|context|extra|debug)["'\x60]?\s*(?:parameter|param|argument|field)?`),
-		stems: []string{"pass", "put", "place", "inclu", "provi", "send"},
+		stems: []string{"siden", "side", "note", "notes", "metad"},
+		need:  []string{"pass", "put", "place", "inclu", "provi", "send"},
 	},
 	{
 		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
 		re:    regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
-		stems: []string{"ai", "assis", "llm", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "atten", "note", "messa", "instr"},
+		stems: []string{"ai", "ais", "assis", "llm", "llms", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "agents"},
+		need:  []string{"must", "shoul", "need", "requi", "have", "atten", "note", "messa", "instr"},
 	},
 }
 
 // piIndex is the trigger lookup built once from piRules.
 type piIndex struct {
-	stems map[uint64][]int // packed stem → rule indexes
-	lits  []litTrigger
+	words map[uint64]stemRules
+	// bloom is a one-hash bit filter over words' keys: most words of
+	// ordinary text are no trigger, and a bit test is cheaper than a map
+	// lookup.
+	bloom [1 << 10]uint64
+	// lits by first byte, so one pass over the text finds them all.
+	lits [256][]litTrigger
+}
+
+type stemRules struct{ trig, need []int }
+
+func bloomBit(k uint64) (int, uint64) {
+	h := (k * 0x9E3779B97F4A7C15) >> 48
+	return int(h >> 6), 1 << (h & 63)
 }
 
 type litTrigger struct {
@@ -252,6 +293,8 @@ type litTrigger struct {
 
 var index = buildPIIndex()
 
+// packStem packs a word's first stemLen bytes and its (capped) length into
+// a map key, so a trigger lookup costs one map access and no allocation.
 func packStem(w []byte) uint64 {
 	var k uint64
 	for i := 0; i < len(w) && i < stemLen; i++ {
@@ -261,21 +304,42 @@ func packStem(w []byte) uint64 {
 }
 
 func buildPIIndex() *piIndex {
-	ix := &piIndex{stems: map[uint64][]int{}}
+	ix := &piIndex{words: map[uint64]stemRules{}}
+	addWord := func(w string, ri int, need bool) {
+		k := packStem([]byte(w))
+		sr := ix.words[k]
+		if need {
+			if !containsInt(sr.need, ri) {
+				sr.need = append(sr.need, ri)
+			}
+		} else if !containsInt(sr.trig, ri) {
+			sr.trig = append(sr.trig, ri)
+		}
+		ix.words[k] = sr
+		i, bit := bloomBit(k)
+		ix.bloom[i] |= bit
+	}
 	lits := map[string][]int{}
 	for i, r := range piRules {
 		for _, s := range r.stems {
-			k := packStem([]byte(s))
-			if !containsInt(ix.stems[k], i) {
-				ix.stems[k] = append(ix.stems[k], i)
-			}
+			addWord(s, i, false)
+		}
+		for _, s := range r.need {
+			addWord(s, i, true)
 		}
 		for _, l := range r.lits {
-			lits[l] = append(lits[l], i)
+			if !containsInt(lits[l], i) {
+				lits[l] = append(lits[l], i)
+			}
 		}
 	}
-	for l, rs := range lits {
-		ix.lits = append(ix.lits, litTrigger{lit: []byte(l), rules: rs})
+	keys := make([]string, 0, len(lits))
+	for l := range lits {
+		keys = append(keys, l)
+	}
+	sort.Strings(keys)
+	for _, l := range keys {
+		ix.lits[l[0]] = append(ix.lits[l[0]], litTrigger{lit: []byte(l), rules: lits[l]})
 	}
 	return ix
 }
@@ -292,11 +356,34 @@ func containsInt(xs []int, x int) bool {
 // Window around a trigger in which a rule's regexp runs: the trigger may sit
 // anywhere in a match, and no rule's match spans more than this.
 const (
-	winBack = 160
-	winFwd  = 360
+	winBack  = 160
+	winFwd   = 240
+	needDist = 160
 )
 
 type window struct{ a, b int }
+
+// turnStart accepts a role word at the start of a line (after optional
+// "#", "*" or a space) that a colon follows within 40 bytes.
+func turnStart(s []byte, pos int) bool {
+	k := pos
+	for k > 0 && pos-k < 6 && (s[k-1] == '#' || s[k-1] == '*' || s[k-1] == ' ') {
+		k--
+	}
+	if k > 0 && s[k-1] != '\n' {
+		return false
+	}
+	return bytes.IndexByte(s[pos:min(len(s), pos+40)], ':') >= 0
+}
+
+// headingStart accepts a word in a markdown heading or at a line start.
+func headingStart(s []byte, pos int) bool {
+	k := pos
+	for k > 0 && pos-k < 8 && (s[k-1] == '#' || s[k-1] == ' ') {
+		k--
+	}
+	return k == 0 || s[k-1] == '\n'
+}
 
 // scanInjection runs the prompt-injection rules over text.
 func (s *Scanner) scanInjection(st *scan, text string, depth int) {
@@ -310,7 +397,7 @@ func (s *Scanner) scanInjection(st *scan, text string, depth int) {
 // prefix, when set, is prepended to rule ids (for decoded payloads).
 func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, int), prefix string) {
 	wins := triggers(n.s)
-	best := map[string]int{} // rule id → finding index, to keep one per span
+	var best map[string]int // rule id + start → finding index
 	for ri, ws := range wins {
 		if len(ws) == 0 {
 			continue
@@ -337,10 +424,13 @@ func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, in
 					score *= 0.5
 				}
 				oa, ob := span(a, b)
+				if best == nil {
+					best = map[string]int{}
+				}
 				key := r.id + "@" + itoa(oa)
 				if i, ok := best[key]; ok {
 					if score > st.findings[i].Score {
-						st.findings[i].Score = min(1, score)
+						st.findings[i].Score = round3(min(1, score))
 					}
 					continue
 				}
@@ -351,29 +441,14 @@ func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, in
 	}
 }
 
-// triggers returns, per rule, the merged windows in which it must run.
+// hit is a trigger or need-word occurrence.
+type hit struct{ rule, pos int }
+
+// triggers returns, per rule, the merged windows in which it must run. A
+// rule runs around a trigger only if its pre-check accepts the position and
+// one of its need words occurs within needDist bytes.
 func triggers(s []byte) [][]window {
-	wins := make([][]window, len(piRules))
-	addWin := func(ri, pos int) {
-		a := max(0, pos-winBack)
-		b := min(len(s), pos+winFwd)
-		// Align to word boundaries so \b at a window edge means what it
-		// means in the full text.
-		for a > 0 && a > pos-winBack-64 && s[a-1] != ' ' && s[a-1] != '\n' {
-			a--
-		}
-		for b < len(s) && b < pos+winFwd+64 && s[b] != ' ' && s[b] != '\n' {
-			b++
-		}
-		ws := wins[ri]
-		if k := len(ws); k > 0 && ws[k-1].b >= a {
-			if b > ws[k-1].b {
-				ws[k-1].b = b
-			}
-			return
-		}
-		wins[ri] = append(ws, window{a, b})
-	}
+	var trig, need []hit
 	// Words: ASCII letter runs (after folding, so most scripts in Latin).
 	for i := 0; i < len(s); {
 		if !isLower(s[i]) {
@@ -384,33 +459,70 @@ func triggers(s []byte) [][]window {
 		for j < len(s) && isLower(s[j]) {
 			j++
 		}
-		if rs, ok := index.stems[packStem(s[i:j])]; ok {
-			for _, ri := range rs {
-				addWin(ri, i)
+		k := packStem(s[i:j])
+		if bi, bit := bloomBit(k); index.bloom[bi]&bit != 0 {
+			if sr, ok := index.words[k]; ok {
+				for _, ri := range sr.trig {
+					trig = append(trig, hit{ri, i})
+				}
+				for _, ri := range sr.need {
+					need = append(need, hit{ri, i})
+				}
 			}
 		}
 		i = j
 	}
-	for _, lt := range index.lits {
-		from := 0
-		for from < len(s) {
-			k := bytes.Index(s[from:], lt.lit)
-			if k < 0 {
-				break
+	for i := 0; i < len(s); i++ {
+		lts := index.lits[s[i]]
+		for _, lt := range lts {
+			if bytes.HasPrefix(s[i:], lt.lit) {
+				for _, ri := range lt.rules {
+					trig = append(trig, hit{ri, i})
+				}
 			}
-			for _, ri := range lt.rules {
-				addWin(ri, from+k)
-			}
-			from += k + len(lt.lit)
 		}
 	}
-	// Literal hits arrive out of order relative to word hits: sort and merge.
+	if len(trig) == 0 {
+		return nil
+	}
+	wins := make([][]window, len(piRules))
+	for _, t := range trig {
+		r := piRules[t.rule]
+		if r.pre != nil && !r.pre(s, t.pos) {
+			continue
+		}
+		if len(r.need) > 0 && !nearNeed(need, t.rule, t.pos) {
+			continue
+		}
+		a := max(0, t.pos-winBack)
+		b := min(len(s), t.pos+winFwd)
+		// Align to word boundaries so \b at a window edge means what it
+		// means in the full text.
+		for a > 0 && a > t.pos-winBack-64 && s[a-1] != ' ' && s[a-1] != '\n' {
+			a--
+		}
+		for b < len(s) && b < t.pos+winFwd+64 && s[b] != ' ' && s[b] != '\n' {
+			b++
+		}
+		wins[t.rule] = append(wins[t.rule], window{a, b})
+	}
 	for ri, ws := range wins {
 		if len(ws) > 1 {
 			wins[ri] = mergeWindows(ws)
 		}
 	}
 	return wins
+}
+
+// nearNeed reports whether a need word of rule ri lies within needDist of
+// pos. Need hits are few; a linear scan beats building an index.
+func nearNeed(need []hit, ri, pos int) bool {
+	for _, h := range need {
+		if h.rule == ri && h.pos >= pos-needDist && h.pos <= pos+needDist {
+			return true
+		}
+	}
+	return false
 }
 
 func mergeWindows(ws []window) []window {

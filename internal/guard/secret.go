@@ -36,7 +36,24 @@ type secretRule struct {
 	rule      config.Rule
 	multiline bool
 	score     float64
+	// assign: the rule is gitleaks' "name = value" template, so one of
+	// = : > , | must follow its keyword within assignReach bytes.
+	assign bool
+	// prefix: keywords that are the literal start of the secret (ghp_, ey,
+	// sk) → an anchored regexp for what must follow them ("[0-9a-zA-Z]{36}").
+	prefix map[string]*regexp.Regexp
+	// pre is an extra necessary condition at a keyword hit (own rules).
+	pre func(text string, pos int) bool
 }
+
+// Necessary conditions checked at a keyword before a rule's regexp runs
+// (see secretRule). They only skip work: TestSecretsMatchGitleaksDetector
+// compares findings with gitleaks' own Detector.
+const (
+	assignOps    = `(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)`
+	assignReach  = 32
+	minPrefixRun = 6
+)
 
 type secretEngine struct {
 	rules   []secretRule
@@ -98,6 +115,16 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 		if strings.HasPrefix(r.RuleID, "generic") {
 			sr.score = genericScore
 		}
+		sr.assign = strings.Contains(src, assignOps)
+		for _, k := range r.Keywords {
+			k = strings.ToLower(k)
+			if re := prefixClass(src, regexpQuoteLower(k)); re != nil {
+				if sr.prefix == nil {
+					sr.prefix = map[string]*regexp.Regexp{}
+				}
+				sr.prefix[k] = re
+			}
+		}
 		i := len(e.rules)
 		e.rules = append(e.rules, sr)
 		if len(r.Keywords) == 0 {
@@ -113,7 +140,7 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 	}
 	for _, x := range extraSecretRules {
 		i := len(e.rules)
-		e.rules = append(e.rules, secretRule{id: x.id, rule: config.Rule{RuleID: x.id, Regex: x.re, SecretGroup: x.group, Keywords: x.keywords}, score: x.score})
+		e.rules = append(e.rules, secretRule{id: x.id, rule: config.Rule{RuleID: x.id, Regex: x.re, SecretGroup: x.group, Keywords: x.keywords}, score: x.score, pre: x.pre})
 		for _, k := range x.keywords {
 			if _, seen := e.byKW[k]; !seen {
 				kws = append(kws, k)
@@ -142,6 +169,7 @@ var extraSecretRules = []struct {
 	group    int
 	keywords []string
 	score    float64
+	pre      func(text string, pos int) bool
 	why      string
 }{
 	{
@@ -153,8 +181,16 @@ var extraSecretRules = []struct {
 		group:    1,
 		keywords: []string{"://"},
 		score:    0.95,
+		pre:      userinfoFollows,
 		why:      "gitleaks default rules have no connection-string rule",
 	},
+}
+
+// userinfoFollows: "://" is followed by user:password@ before any space.
+func userinfoFollows(text string, pos int) bool {
+	rest := text[pos+3 : min(len(text), pos+3+400)]
+	at := strings.IndexAny(rest, "@ \t\n\"'<>")
+	return at > 0 && rest[at] == '@' && strings.IndexByte(rest[:at], ':') > 0
 }
 
 // placeholderPassword rejects the passwords documentation uses.
@@ -171,19 +207,29 @@ const (
 func (e *secretEngine) scan(st *scan, text string) {
 	lower := asciiLower(text)
 	wins := make(map[int][]window)
-	add := func(ri, pos int) {
-		r := e.rules[ri]
-		a, b := max(0, pos-secretBack), min(len(text), pos+secretFwd)
-		if r.multiline {
-			b = min(len(text), pos+secretMultiFwd)
+	add := func(ri, pos int, kw string) {
+		r := &e.rules[ri]
+		if !r.plausible(text, lower, pos, kw) {
+			return
 		}
-		// Extend to line edges (bounded) so ^, $ and \b behave as on the
-		// full text.
-		for k := 0; a > 0 && text[a-1] != '\n' && k < 256; k++ {
-			a--
-		}
-		for k := 0; b < len(text) && text[b] != '\n' && k < 256; k++ {
-			b++
+		var a, b int
+		switch {
+		case r.assign:
+			// gitleaks' template: ≤50 name bytes, keyword, ≤23 bytes,
+			// operator, ≤5 quote bytes, ≤150 value bytes, terminator.
+			a, b = max(0, pos-64), min(len(text), pos+len(kw)+assignReach+8+160)
+		case r.multiline:
+			a, b = max(0, pos-secretBack), min(len(text), pos+secretMultiFwd)
+		default:
+			a, b = max(0, pos-secretBack), min(len(text), pos+secretFwd)
+			// Extend to line edges (bounded) so ^, $ and \b behave as on
+			// the full text.
+			for k := 0; a > 0 && text[a-1] != '\n' && k < 256; k++ {
+				a--
+			}
+			for k := 0; b < len(text) && text[b] != '\n' && k < 256; k++ {
+				b++
+			}
 		}
 		ws := wins[ri]
 		if k := len(ws); k > 0 && ws[k-1].b >= a {
@@ -194,7 +240,7 @@ func (e *secretEngine) scan(st *scan, text string) {
 	}
 	for _, m := range e.trie.MatchString(lower) {
 		for _, ri := range e.byKW[m.MatchString()] {
-			add(ri, int(m.Pos()))
+			add(ri, int(m.Pos()), m.MatchString())
 		}
 	}
 	for _, ri := range e.always {
@@ -231,6 +277,98 @@ func (e *secretEngine) scan(st *scan, text string) {
 		}
 	}
 }
+
+// plausible applies the rule's necessary conditions at a keyword hit.
+func (r *secretRule) plausible(text, lower string, pos int, kw string) bool {
+	end := pos + len(kw)
+	if re := r.prefix[kw]; re != nil && !re.MatchString(text[end:min(len(text), end+200)]) {
+		return false
+	}
+	if r.pre != nil && !r.pre(text, pos) {
+		return false
+	}
+	if r.assign && !assignedValue(lower, end) {
+		return false
+	}
+	return true
+}
+
+// assignedValue reports whether an assignment operator follows within
+// assignReach bytes of end and is followed by a value of at least 10 token
+// bytes, the shortest value gitleaks' template accepts.
+func assignedValue(lower string, end int) bool {
+	lim := min(len(lower), end+assignReach)
+	for k := end; k < lim; k++ {
+		switch lower[k] {
+		case '=', ':', '>', ',', '|':
+		default:
+			continue
+		}
+		v := k + 1
+		for skip := 0; v < len(lower) && skip < 8 && strings.IndexByte("=:>|?`'\" \t\n\r", lower[v]) >= 0; skip++ {
+			v++
+		}
+		n := 0
+		for v+n < len(lower) && n < 10 && isTokenByte(lower[v+n]) {
+			n++
+		}
+		if n >= 10 {
+			return true
+		}
+	}
+	return false
+}
+
+func isTokenByte(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '=' || c == '.'
+}
+
+// prefixClass finds kw in the lowercased regexp source src followed by a
+// character class repeated at least minPrefixRun times ("ghp_[0-9a-zA-Z]{36}",
+// "s\.(?i:[a-z0-9]{24})") and returns an anchored regexp for that run: a
+// match of the rule must have it right after the keyword. It returns nil
+// when the shape is anything else.
+func prefixClass(src, kw string) *regexp.Regexp {
+	i := strings.Index(strings.ToLower(src), kw)
+	if i < 0 {
+		return nil
+	}
+	rest := src[i+len(kw):]
+	flags := ""
+	if strings.HasPrefix(rest, "(?i:") || strings.HasPrefix(rest, "(?i)") {
+		flags, rest = "(?i)", rest[4:]
+	} else if strings.HasPrefix(src, "(?i)") {
+		flags = "(?i)"
+	}
+	if !strings.HasPrefix(rest, "[") || strings.HasPrefix(rest, "[^") {
+		return nil
+	}
+	j := strings.IndexByte(rest, ']')
+	if j < 0 {
+		return nil
+	}
+	class := rest[:j+1]
+	q := rest[j+1:]
+	if !strings.HasPrefix(q, "{") {
+		return nil
+	}
+	n := 0
+	for k := 1; k < len(q) && q[k] >= '0' && q[k] <= '9'; k++ {
+		n = n*10 + int(q[k]-'0')
+	}
+	if n < minPrefixRun {
+		return nil
+	}
+	re, err := regexp.Compile("^" + flags + class + "{" + itoa(n) + "}")
+	if err != nil {
+		return nil
+	}
+	return re
+}
+
+// regexpQuoteLower is how a lowercased keyword appears in a lowercased
+// regexp source.
+func regexpQuoteLower(k string) string { return strings.ToLower(regexp.QuoteMeta(k)) }
 
 // check applies gitleaks' post-match logic (secret group, entropy floor,
 // allowlists) to one regexp match.
