@@ -37,7 +37,7 @@ func benchAppend(b *testing.B, mode string, parallelism int) {
 // BenchmarkAppendBatched is the default mode under concurrent load.
 func BenchmarkAppendBatched(b *testing.B) { benchAppend(b, "batched", 8) }
 
-// BenchmarkAppendStrict is fsync-per-group-commit with 64 concurrent
+// BenchmarkAppendStrict is one fsync per group commit with 32 concurrent
 // requests per core, as a busy gateway would have.
 func BenchmarkAppendStrict(b *testing.B) { benchAppend(b, "strict", 32) }
 

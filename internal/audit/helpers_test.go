@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,17 +159,5 @@ func (f *faultFile) Sync() error {
 }
 
 func rotatedName(dir string, seq uint64) string {
-	return filepath.Join(dir, "audit.jsonl."+strings.Repeat("0", rotatedDigits-len(itoa(seq)))+itoa(seq))
-}
-
-func itoa(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
+	return filepath.Join(dir, fmt.Sprintf("audit.jsonl.%0*d", rotatedDigits, seq))
 }

@@ -267,11 +267,10 @@ func (l *Log) resume() error {
 		return err
 	}
 	if repair != nil {
-		it := &item{done: make(chan error, 1)}
+		it := &item{event: EventRepair}
 		if it.body, err = appendBody(nil, repair, l.now()); err != nil {
 			return err
 		}
-		it.event = EventRepair
 		if err := l.commit([]*item{it}); err != nil {
 			return fmt.Errorf("audit: open %s: write repair record: %w", l.path, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,7 +188,7 @@ func Expand(paths ...string) ([]string, error) {
 				return nil, fmt.Errorf("audit: %s holds no *.jsonl audit files", p)
 			}
 			if len(bases) > 1 {
-				return nil, fmt.Errorf("audit: %s holds several logs; name one (e.g. %s/%s*)", p, p, slices.Sorted(mapKeys(bases))[0])
+				return nil, fmt.Errorf("audit: %s holds several logs; name one (e.g. %s/%s*)", p, p, slices.Sorted(maps.Keys(bases))[0])
 			}
 			sortChain(names)
 			out = append(out, names...)
@@ -208,16 +209,6 @@ func Expand(paths ...string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // splitRotated splits "audit.jsonl.00000000000000000042" into its base

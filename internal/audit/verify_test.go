@@ -135,15 +135,13 @@ var tamperCases = []tamperCase{
 		name: "truncate_file_mid_line",
 		tamper: func(t *testing.T, dir string) {
 			p := filepath.Join(dir, "audit.jsonl")
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, b[:len(b)-40], 0o600); err != nil {
+			l := readLines(t, p)
+			// Lines 1-9 intact, then 100 bytes of line 10 and no newline.
+			if err := os.WriteFile(p, []byte(strings.Join(l[:9], "\n")+"\n"+l[9][:100]), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		},
-		want: &Problem{File: "audit.jsonl", Line: 10, Reason: "incomplete final line (" + itoa(uint64(0)) + " bytes without newline): torn write or truncated file"},
+		want: &Problem{File: "audit.jsonl", Line: 10, Reason: "incomplete final line (100 bytes without newline): torn write or truncated file"},
 	},
 	{
 		name:   "blank_line",
@@ -209,9 +207,6 @@ func TestTamper(t *testing.T) {
 			if want != nil {
 				want = new(*want)
 				want.File = filepath.Join(dir, want.File)
-				if tc.name == "truncate_file_mid_line" {
-					want.Reason = strings.Replace(want.Reason, "(0 bytes", "("+itoa(uint64(tornLen(t, dir)))+" bytes", 1)
-				}
 			}
 			if diff := cmp.Diff(want, rep.Problem); diff != "" {
 				t.Errorf("problem (-want +got):\n%s", diff)
@@ -224,14 +219,6 @@ func TestTamper(t *testing.T) {
 			}
 		})
 	}
-}
-
-func tornLen(t *testing.T, dir string) int {
-	b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(b) - strings.LastIndexByte(string(b), '\n') - 1
 }
 
 const corpusDir = "testdata/verify"
