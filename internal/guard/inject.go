@@ -427,7 +427,7 @@ func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, in
 				if best == nil {
 					best = map[string]int{}
 				}
-				key := r.id + "@" + itoa(oa)
+				key := family(r.id) + "@" + itoa(oa)
 				if i, ok := best[key]; ok {
 					if score > st.findings[i].Score {
 						st.findings[i].Score = round3(min(1, score))
