@@ -588,3 +588,7 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func configExample() config.Policy {
+	return config.Policy{Data: []string{"../../policies/roles.example.yaml"}}
+}

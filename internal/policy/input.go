@@ -18,9 +18,9 @@ import (
 type Subject struct {
 	// SpiffeID is the full ID, "spiffe://example.org/agent/support".
 	SpiffeID string
-	// TrustDomain is "example.org". Derived from SpiffeID when empty.
+	// TrustDomain is "example.org". Derived from SpiffeID when it parses.
 	TrustDomain string
-	// Path is "/agent/support". Derived from SpiffeID when empty.
+	// Path is "/agent/support". Derived from SpiffeID when it parses.
 	Path string
 	// AuthMethod is how the caller proved it: "mtls" or "jwt".
 	AuthMethod string
@@ -74,21 +74,19 @@ var (
 	keyTime        = ast.StringTerm("time")
 )
 
-// subject returns s with TrustDomain and Path filled in from SpiffeID.
+// complete returns s with TrustDomain and Path derived from SpiffeID. A
+// parsable SpiffeID is authoritative: fields that disagree with it are
+// replaced, so a path prefix binding can only match the caller's own path.
 func (s Subject) complete() Subject {
-	if s.SpiffeID == "" || (s.TrustDomain != "" && s.Path != "") {
+	if s.SpiffeID == "" {
 		return s
 	}
 	id, err := spiffeid.FromString(s.SpiffeID)
 	if err != nil {
-		return s // the policy sees what it was given; nothing matches a bad ID
+		return s // nothing but an exact binding can match a malformed ID
 	}
-	if s.TrustDomain == "" {
-		s.TrustDomain = id.TrustDomain().Name()
-	}
-	if s.Path == "" {
-		s.Path = id.Path()
-	}
+	s.TrustDomain = id.TrustDomain().Name()
+	s.Path = id.Path()
 	return s
 }
 
@@ -97,6 +95,10 @@ func (s Subject) value() ast.Value {
 	var pats []*ast.Term
 	if s.SpiffeID != "" {
 		pats = append(pats, ast.StringTerm(s.SpiffeID))
+	}
+	// Prefix patterns only for an ID that parsed: they must describe the
+	// caller's own path.
+	if s.SpiffeID != "" && s.SpiffeID == "spiffe://"+s.TrustDomain+s.Path {
 		p := s.Path
 		for {
 			i := strings.LastIndexByte(p, '/')
