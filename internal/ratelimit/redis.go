@@ -169,6 +169,9 @@ func newClient(cfg config.Redis) (*redis.Client, error) {
 		// One retry covers a pooled connection Redis closed; more would
 		// only stretch an outage past the caller's deadline.
 		MaxRetries: 1,
+		// Dial once: a refused connection fails fast and the caller's
+		// breaker (limiter) or resync loop (revoke) retries later.
+		DialerRetries: 1,
 	}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)

@@ -137,6 +137,9 @@ func newClient(cfg config.Redis) (*redis.Client, error) {
 		WriteTimeout:          timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            1,
+		// Dial once: a refused connection fails fast and the caller's
+		// breaker (limiter) or resync loop (revoke) retries later.
+		DialerRetries: 1,
 	}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
