@@ -40,6 +40,8 @@ func TestStrictCrashChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(3)
 	}
+	// Never outlive a parent that died before killing us.
+	time.AfterFunc(time.Minute, func() { os.Exit(4) })
 	pid := os.Getpid()
 	var mu sync.Mutex
 	for w := range 4 {
