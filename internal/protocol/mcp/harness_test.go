@@ -332,3 +332,17 @@ func mustNew(t testing.TB, opts map[string]any, now func() time.Time) *Protocol 
 }
 
 func fmtRules(rs []rule) string { return fmt.Sprint(len(rs)) }
+
+// eventually waits until cond holds over the audits recorded so far: the
+// harness, like the gateway, records an exchange's audit only after its
+// response body ended, which may be after the client has its answer.
+func (h *harness) eventually(t testing.TB, what string, cond func([]map[string]any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond(h.allAudits()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("audit never showed %s: %v", what, h.allAudits())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

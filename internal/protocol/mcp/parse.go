@@ -70,15 +70,24 @@ func (p *Protocol) parse(ctx context.Context, req *protocol.Request) (*exchange,
 		r.Header.Del(hdrSession)
 		r.Header.Del(hdrLastEventID)
 	}
+	var sessErr error
 	if x.sessionID != "" {
-		if err := x.bindSession(); err != nil {
-			return x, err
-		}
+		sessErr = x.bindSession()
 	}
 
 	switch r.Method {
 	case http.MethodPost:
-		return x, x.parsePost(r, req.Body, hv)
+		err := x.parsePost(r, req.Body, hv)
+		if sessErr != nil {
+			// Refused either way; the parse only lent the ids for the answer.
+			return x, sessErr
+		}
+		return x, err
+	}
+	if sessErr != nil {
+		return x, sessErr
+	}
+	switch r.Method {
 	case http.MethodGet:
 		if hv == Rev20260728 {
 			return x, protocol.Errorf(http.StatusMethodNotAllowed, protocol.CodeMethodNotAllowed, "GET is not part of MCP 2026-07-28")
