@@ -1,0 +1,184 @@
+package quickstart
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Result is one scenario step's outcome.
+type Result struct {
+	Caller    string
+	Request   string
+	Expected  string
+	Decision  string
+	Reason    string
+	Status    int
+	RequestID string
+	OK        bool
+}
+
+// step is one request and what must happen to it.
+type step struct {
+	caller string // client name: support, training, unregistered, no-cert
+	method string
+	path   string
+	body   string
+	want   int    // expected HTTP status; 0 = the TLS handshake must fail
+	desc   string // shown instead of method+path when set
+	// before runs first (e.g. revoke via the admin API).
+	before func(ctx context.Context, env *Env) error
+}
+
+// Steps are the seed scenarios. Later issues append theirs.
+func (env *Env) steps() []step {
+	chat := `{"model":"small","messages":[{"role":"user","content":"Summarise ticket 4711"}]}`
+	return []step{
+		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chat, want: 200},
+		{caller: "training", method: "POST", path: "/v1/chat/completions", body: chat, want: 200},
+		{caller: "unregistered", method: "POST", path: "/v1/chat/completions", body: chat, want: 403},
+		{caller: "no-cert", method: "POST", path: "/v1/chat/completions", body: chat, want: 0},
+		{caller: "support", method: "GET", path: "/kb/docs/refunds", want: 200},
+		{caller: "support", method: "PUT", path: "/kb/docs/refunds", body: `{"text":"new policy"}`, want: 403},
+		{caller: "training", method: "PUT", path: "/kb/docs/refunds", body: `{"text":"new policy"}`, want: 200},
+		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chat, want: 403,
+			desc: "revoke support, then chat", before: func(ctx context.Context, env *Env) error {
+				return env.admin(ctx, http.MethodPost, "/v1/revocations", `{"spiffe_id":"`+SupportID.String()+`","reason":"quickstart kill switch"}`)
+			}},
+		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chat, want: 200,
+			desc: "unrevoke support, then chat", before: func(ctx context.Context, env *Env) error {
+				return env.admin(ctx, http.MethodDelete, "/v1/revocations?spiffe_id="+url.QueryEscape(SupportID.String()), "")
+			}},
+	}
+}
+
+// RunScenarios runs every step and returns the results; Reason is filled
+// from the audit log by FillReasons.
+func (env *Env) RunScenarios(ctx context.Context) []Result {
+	var out []Result
+	for _, s := range env.steps() {
+		out = append(out, env.run(ctx, s))
+	}
+	return out
+}
+
+func (env *Env) run(ctx context.Context, s step) Result {
+	req := s.desc
+	if req == "" {
+		req = s.method + " " + s.path
+	}
+	r := Result{Caller: s.caller, Request: req}
+	if s.want == 0 {
+		r.Expected = "refused (TLS)"
+	} else {
+		r.Expected = fmt.Sprintf("%d %s", s.want, http.StatusText(s.want))
+	}
+	if s.before != nil {
+		if err := s.before(ctx, env); err != nil {
+			r.Decision, r.Reason = "error", err.Error()
+			return r
+		}
+	}
+	var body io.Reader
+	if s.body != "" {
+		body = strings.NewReader(s.body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, s.method, env.DataURL+s.path, body)
+	if err != nil {
+		r.Decision, r.Reason = "error", err.Error()
+		return r
+	}
+	if s.body != "" {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := env.clients[s.caller].Do(hr)
+	if err != nil {
+		r.Decision = "refused"
+		r.Reason = "TLS handshake failed: no client certificate"
+		r.OK = s.want == 0
+		return r
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r.Status = resp.StatusCode
+	r.RequestID = resp.Header.Get("X-Request-Id")
+	r.OK = resp.StatusCode == s.want
+	if resp.StatusCode < 300 {
+		r.Decision = "allow"
+	} else {
+		r.Decision = "deny"
+		var e struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(b, &e)
+		r.Reason = e.Error.Code
+	}
+	return r
+}
+
+// FillReasons replaces each result's reason with the policy's reasons from
+// the audit log (the client only ever sees a stable code).
+func FillReasons(path string, rs []Result) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	reasons := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var rec AuditLine
+		if json.Unmarshal(sc.Bytes(), &rec) != nil || rec.Event != "decision" || rec.RequestID == "" {
+			continue
+		}
+		reasons[rec.RequestID] = strings.Join(rec.Reasons, ",")
+	}
+	for i := range rs {
+		if why, ok := reasons[rs[i].RequestID]; ok && why != "" {
+			rs[i].Reason = why
+		}
+	}
+	return sc.Err()
+}
+
+// admin calls the admin API as the admin identity.
+func (env *Env) admin(ctx context.Context, method, path, body string) error {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewReader([]byte(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+env.AdminAddr+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := env.clients["admin"].Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("admin %s %s: %s: %s", method, path, resp.Status, b)
+	}
+	return nil
+}
+
+// AuditLine is the subset of an audit record the quickstart reads back.
+type AuditLine struct {
+	Event     string   `json:"event"`
+	RequestID string   `json:"request_id"`
+	SpiffeID  string   `json:"spiffe_id"`
+	Decision  string   `json:"decision"`
+	Reasons   []string `json:"reasons"`
+	Status    int      `json:"status"`
+}
