@@ -293,3 +293,26 @@ func (s *Scanner) ScanReader(ctx context.Context, r io.Reader, name string) *Res
 	decodeStream(r, name, "", ss.addObject, ss.fail)
 	return ss.finish()
 }
+
+// EvaluateObject checks one object outside of any file, as the admission
+// webhook sees it. Rules that need the rest of the input (NetworkPolicy
+// coverage, Services in front of a workload, RoleBindings of a
+// ServiceAccount) are skipped; exposure visible in the object itself
+// (hostNetwork, hostPort, a RayCluster's serviceType) still counts.
+func (s *Scanner) EvaluateObject(ctx context.Context, raw map[string]any, name string) *Result {
+	ss := s.newSession(ctx)
+	ss.admission = true
+	o := &Object{Raw: raw, File: name}
+	o.APIVersion = getString(raw, "apiVersion")
+	o.Kind = getString(raw, "kind")
+	o.Name = getString(raw, "metadata", "name")
+	o.Namespace = getString(raw, "metadata", "namespace")
+	o.Labels = stringMap(getMap(raw, "metadata", "labels"))
+	o.Annotations = stringMap(getMap(raw, "metadata", "annotations"))
+	if o.APIVersion == "" || o.Kind == "" {
+		ss.fail(&InputError{File: name, Err: fmt.Errorf("not a Kubernetes object: apiVersion and kind are required")})
+		return ss.finish()
+	}
+	ss.addObject(o)
+	return ss.finish()
+}
