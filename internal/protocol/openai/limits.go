@@ -118,3 +118,4 @@ func optInt(v any, minimum int64) (int64, error) {
 	}
 	return n, nil
 }
+
