@@ -118,4 +118,3 @@ func optInt(v any, minimum int64) (int64, error) {
 	}
 	return n, nil
 }
-
