@@ -42,10 +42,10 @@ func Example() {
 			break
 		}
 	}
-	after, err := res.Settle(ctx, res.Charged())
-	if err != nil {
+	// Settle on the upstream's usage report (here: what was charged).
+	if err := res.Settle(ctx, res.Charged()); err != nil {
 		fmt.Println("settle:", err)
 	}
-	fmt.Println(h.Get("X-RateLimit-Remaining-Tokens"), after.RemainingTokens, h.Get("X-RateLimit-Reset-Tokens"))
-	// Output: 500 700 30s
+	fmt.Println(h.Get("X-RateLimit-Remaining-Tokens"), h.Get("X-RateLimit-Reset-Tokens"), res.Charged())
+	// Output: 500 30s 300
 }

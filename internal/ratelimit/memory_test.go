@@ -37,7 +37,7 @@ func TestMemoryAllocs(t *testing.T) {
 		if err := res.Charge(ctx, 15); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := res.Settle(ctx, 12); err != nil {
+		if err := res.Settle(ctx, 12); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -108,7 +108,7 @@ func BenchmarkMemoryReserve(b *testing.B) {
 			if !r.Allowed {
 				b.Fatal("denied")
 			}
-			_, _ = res.Settle(ctx, 80)
+			_ = res.Settle(ctx, 80)
 		}
 	})
 }

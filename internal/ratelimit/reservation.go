@@ -86,16 +86,17 @@ func (r *Reservation) Charge(ctx context.Context, units int64) error {
 }
 
 // Settle reconciles the reservation to actual, the request's real token
-// usage (from the upstream's usage report, or the sum of charges when there
-// was none). It refunds or charges the difference and returns the budgets
-// left after it. A Reservation settles once; later calls return ErrSettled.
-// Settle is not cancelled with ctx: a refund must not be lost because the
-// client went away.
-func (r *Reservation) Settle(ctx context.Context, actual int64) (Result, error) {
+// usage (from the upstream's usage report, or Charged() when there was
+// none): it refunds or charges the difference. A Reservation settles once;
+// later calls return ErrSettled. Settle is not cancelled with ctx: a refund
+// must not be lost because the client went away. (It returns no budget
+// figures: by then the response headers are sent, and a refund may land in
+// a window that is no longer current.)
+func (r *Reservation) Settle(ctx context.Context, actual int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
-		return r.result, fmt.Errorf("ratelimit: settle: %w", ErrSettled)
+		return fmt.Errorf("ratelimit: settle: %w", ErrSettled)
 	}
 	r.done = true
 	return r.settleLocked(ctx, max(actual, 0))
@@ -115,28 +116,20 @@ func (r *Reservation) Release(ctx context.Context) error {
 		return nil
 	}
 	r.done = true
-	_, err := r.settleLocked(ctx, r.charged)
-	return err
+	return r.settleLocked(ctx, r.charged)
 }
 
-func (r *Reservation) settleLocked(ctx context.Context, actual int64) (Result, error) {
+func (r *Reservation) settleLocked(ctx context.Context, actual int64) error {
 	delta := actual - r.reserved - r.over
 	if delta == 0 {
-		return r.result, nil
+		return nil
 	}
 	// Refunds go back to the windows they were taken from; extra usage
 	// lands in the windows current now.
-	out, err := r.addLocked(ctx, delta < 0, delta)
-	if err != nil {
-		return r.result, fmt.Errorf("ratelimit: settle %+d tokens: %w", delta, err)
+	if _, err := r.addLocked(ctx, delta < 0, delta); err != nil {
+		return fmt.Errorf("ratelimit: settle %+d tokens: %w", delta, err)
 	}
-	res := r.result
-	if len(out) > 0 {
-		// Only the token side changed; rate fields stay as admitted.
-		t := summarize(r.l.now().UnixMicro(), r.scratch[:len(out)], out, true)
-		res.LimitTokens, res.RemainingTokens, res.ResetTokens = t.LimitTokens, t.RemainingTokens, t.ResetTokens
-	}
-	return res, nil
+	return nil
 }
 
 // addLocked adds delta tokens to the reservation's window counters, at the
