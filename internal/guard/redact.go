@@ -211,3 +211,11 @@ func pemHold(b []byte) int {
 	}
 	return i
 }
+
+func (r *StreamRedactor) totalFound() int {
+	n := 0
+	for _, c := range r.Found {
+		n += c
+	}
+	return n
+}

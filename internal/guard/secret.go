@@ -246,6 +246,12 @@ func (e *secretEngine) scan(st *scan, text string) {
 	for _, ri := range e.always {
 		wins[ri] = []window{{0, len(text)}}
 	}
+	var found []Finding
+	defer func() {
+		for _, f := range preferSpecific(found) {
+			st.add(f)
+		}
+	}()
 	for ri := range e.rules {
 		ws := wins[ri]
 		if len(ws) == 0 {
@@ -271,11 +277,33 @@ func (e *secretEngine) scan(st *scan, text string) {
 				}
 				if f, ok := e.check(r, text, m); ok {
 					lastEnd = m[1]
-					st.add(f)
+					found = append(found, f)
 				}
 			}
 		}
 	}
+}
+
+// preferSpecific drops a generic finding whose secret lies inside a
+// specific rule's finding, as gitleaks' own filter does: "GITHUB_TOKEN=ghp_..."
+// is a github-pat, not also a generic-api-key.
+func preferSpecific(fs []Finding) []Finding {
+	out := make([]Finding, 0, len(fs))
+	for _, f := range fs {
+		keep := true
+		if strings.Contains(f.Rule, "generic") {
+			for _, g := range fs {
+				if !strings.Contains(g.Rule, "generic") && g.Start <= f.Start && f.End <= g.End {
+					keep = false
+					break
+				}
+			}
+		}
+		if keep {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // plausible applies the rule's necessary conditions at a keyword hit.
