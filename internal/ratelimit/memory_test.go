@@ -112,3 +112,23 @@ func BenchmarkMemoryReserve(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMemoryReserveSerial is one goroutine: the cost of one check
+// without contention.
+func BenchmarkMemoryReserveSerial(b *testing.B) {
+	l, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	lim := Limits{RequestsPerMinute: 1 << 40, TokensPerMinute: 1 << 40, TokensPerDay: 1 << 40}
+	req := Request{SpiffeID: alice, Model: "gpt-x", PerID: lim, PerModel: lim, Tokens: 100}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, r := l.Reserve(ctx, req)
+		if !r.Allowed {
+			b.Fatal("denied")
+		}
+		_ = res.Settle(ctx, 80)
+	}
+}
