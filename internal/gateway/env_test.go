@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,9 +48,16 @@ const testConfig = `identity:
   files:
     dir: svids/warden
     poll_interval: 100ms
+  jwt_bundles:
+    - trust_domain: warden.test
+      file: ca/jwt_bundle.json
 listeners:
   - name: data
     address: 127.0.0.1:0
+  - name: l7
+    address: 127.0.0.1:0
+    auth: [jwt]
+    jwt_audiences: [warden]
 admin:
   address: 127.0.0.1:0
   allowed_ids: [spiffe://warden.test/admin]
@@ -64,6 +72,8 @@ routes:
 policy:
   paths: %s
   data: [roles.yaml]
+  # -race on a shared 2-core machine: the 100ms default would deny (fail closed).
+  timeout: 3s
 audit:
   path: audit/audit.jsonl
   mode: %s
@@ -81,6 +91,7 @@ type testEnv struct {
 	g        *Gateway
 	cfg      *config.Config
 	url      string
+	jwtURL   string
 	clients  map[string]*http.Client
 	upstream *recorder
 	cancel   context.CancelFunc
@@ -179,6 +190,9 @@ func newTestEnv(t *testing.T, o envOpts) *testEnv {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
+	if o.gwOpts.Logger == nil && os.Getenv("WARDEN_TEST_LOG") != "" {
+		o.gwOpts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	e.g, err = New(ctx, e.cfg, o.gwOpts)
 	if err != nil {
 		cancel()
@@ -187,6 +201,7 @@ func newTestEnv(t *testing.T, o envOpts) *testEnv {
 	e.done = make(chan struct{})
 	go func() { defer close(e.done); _ = e.g.Run(ctx) }()
 	e.url = "https://" + e.g.Addr("data")
+	e.jwtURL = "https://" + e.g.Addr("l7")
 	t.Cleanup(e.stop)
 	return e
 }

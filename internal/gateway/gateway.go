@@ -85,6 +85,7 @@ type Gateway struct {
 	auditLog *audit.Log
 	revs     Revocations
 	limits   admitter
+	idm      *identity.Metrics
 	router   *router
 	killer   *killer
 
@@ -127,6 +128,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	_, _ = rand.Read(b[:])
 	g.idPrefix = hex.EncodeToString(b[:]) + "-"
 	g.metrics = newMetrics(g.reg)
+	if g.idm, err = identity.NewMetrics(g.reg); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	base := cfg.Dir()
 
 	g.src, err = identity.NewSource(ctx, cfg.Identity, base, g.log.With("component", "identity"))
@@ -276,7 +280,7 @@ func (g *Gateway) bind(lc *config.Listener) error {
 		case "mtls":
 			h.mtls = true
 		case "jwt":
-			h.jwt = identity.NewJWTVerifier(g.src, lc.JWTAudiences, tds)
+			h.jwt = identity.NewJWTVerifier(g.src, lc.JWTAudiences, tds).WithClock(g.now).WithMetrics(g.idm)
 		}
 	}
 	minV := uint16(tls.VersionTLS13)
@@ -300,7 +304,8 @@ func (g *Gateway) bind(lc *config.Listener) error {
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    g.cfg.Limits.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// Counts refused handshakes by reason (no cert, expired, untrusted, ...).
+		ErrorLog: g.idm.ErrorLog(g.log.With("listener", lc.Name)),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},

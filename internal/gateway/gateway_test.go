@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -445,5 +447,133 @@ func TestGracefulShutdownDrains(t *testing.T) {
 		t.Fatal("new request accepted after shutdown")
 	} else if !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "refused") && !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "reset") {
 		t.Logf("after shutdown: %v", err)
+	}
+}
+
+func TestJWTSVIDListener(t *testing.T) {
+	e := newTestEnv(t, envOpts{})
+	client := e.dev.NoCertClient(wardenID)
+	call := func(token string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", e.jwtURL+"/docs", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp, readAll(resp)
+	}
+	good, err := e.dev.CA.IssueJWT(readerID, []string{"warden"}, devca.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := call(good)
+	if resp.StatusCode != 200 {
+		t.Fatalf("valid JWT-SVID: %d %s", resp.StatusCode, body)
+	}
+	up := e.upstream.last()
+	if up.Header.Get("Authorization") != "" {
+		t.Error("the JWT-SVID was forwarded upstream")
+	}
+	if up.Header.Get("X-Warden-Spiffe-Id") != readerID.String() {
+		t.Errorf("identity upstream = %q", up.Header.Get("X-Warden-Spiffe-Id"))
+	}
+	wrongAud, _ := e.dev.CA.IssueJWT(readerID, []string{"someone-else"}, devca.JWTOptions{})
+	expired, _ := e.dev.CA.IssueJWT(readerID, []string{"warden"}, devca.JWTOptions{IssuedAt: time.Now().Add(-2 * time.Hour), TTL: time.Minute})
+	for name, tok := range map[string]string{"missing": "", "wrong audience": wrongAud, "expired": expired, "garbage": "a.b.c", "alg none": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzcGlmZmU6Ly93YXJkZW4udGVzdC9hZ2VudC9yZWFkZXIiLCJhdWQiOiJ3YXJkZW4ifQ."} {
+		resp, body := call(tok)
+		if resp.StatusCode != 401 || errCode(t, body) != "unauthenticated" {
+			t.Errorf("%s: %d %s, want 401 unauthenticated", name, resp.StatusCode, body)
+		}
+		if resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: no WWW-Authenticate", name)
+		}
+	}
+	// The JWT listener does not accept an mTLS-only caller without a token... but a
+	// presented client certificate is still verified and is enough.
+	resp2, err := e.clients["reader"].Get(e.jwtURL + "/docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != 200 {
+		t.Errorf("client certificate on the JWT listener: %d", resp2.StatusCode)
+	}
+}
+
+// TestRotationUnderLoad rotates Warden's own SVID files while agents keep
+// calling through fresh and kept-alive connections: no request may fail, and
+// new handshakes must see the new certificate.
+func TestRotationUnderLoad(t *testing.T) {
+	e := newTestEnv(t, envOpts{})
+	stop := make(chan struct{})
+	errs := make(chan error, 100)
+	var total int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			client := e.clients["reader"]
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if w%2 == 1 { // half the workers use a fresh connection each time
+					svidClient := e.clients["reader"].Transport.(*http.Transport).Clone()
+					client = &http.Client{Transport: svidClient}
+				}
+				resp, err := client.Get(e.url + "/x")
+				if err != nil {
+					errs <- err
+					return
+				}
+				b := readAll(resp)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Errorf("status %d: %s", resp.StatusCode, b)
+					return
+				}
+				atomic.AddInt64(&total, 1)
+			}
+		}(w)
+	}
+	var serials []string
+	for i := 0; i < 3; i++ {
+		time.Sleep(300 * time.Millisecond)
+		svid, err := e.dev.Mint("warden", wardenID, "localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		serials = append(serials, svid.Certificates[0].SerialNumber.String())
+	}
+	// Wait until a fresh handshake presents the last certificate.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tr := e.clients["reader"].Transport.(*http.Transport).Clone()
+		resp, err := (&http.Client{Transport: tr}).Get(e.url + "/x")
+		if err == nil {
+			resp.Body.Close()
+			if resp.TLS != nil && resp.TLS.PeerCertificates[0].SerialNumber.String() == serials[len(serials)-1] {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("new handshakes never presented the rotated SVID")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("request failed during rotation: %v", err)
+	}
+	if atomic.LoadInt64(&total) < 20 {
+		t.Errorf("only %d requests ran during rotation", total)
 	}
 }
