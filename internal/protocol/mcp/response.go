@@ -378,7 +378,11 @@ func (x *exchange) serverCall(m *message) (protocol.Call, bool) {
 // called the tool, read the resource or got the prompt. Pagination passes
 // through: a short or empty page still carries nextCursor.
 func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, method, field, itemMethod string, result map[string]any) error {
-	items, _ := result[field].([]any)
+	raw, present := result[field]
+	if !present {
+		return nil
+	}
+	items, _ := raw.([]any)
 	calls := make([]protocol.Call, 0, len(items))
 	keep := make([]any, 0, len(items))
 	for _, it := range items {
