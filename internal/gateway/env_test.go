@@ -26,13 +26,21 @@ var (
 	readerID   = spiffeid.RequireFromString("spiffe://warden.test/agent/reader")
 	writerID   = spiffeid.RequireFromString("spiffe://warden.test/pipeline/writer")
 	strangerID = spiffeid.RequireFromString("spiffe://warden.test/agent/stranger")
+	limitedID  = spiffeid.RequireFromString("spiffe://warden.test/agent/limited")
 )
 
 const testRoles = `warden:
   bindings:
     spiffe://warden.test/agent/reader: [reader]
     spiffe://warden.test/pipeline/writer: [writer]
+    spiffe://warden.test/agent/limited: [limited]
   roles:
+    limited:
+      permissions:
+        - backend: app
+          actions: [read]
+          obligations:
+            limits: {requests_per_minute: 2}
     reader:
       permissions:
         - backend: app
@@ -151,7 +159,7 @@ func newTestEnv(t *testing.T, o envOpts) *testEnv {
 	if _, err := dev.Mint("warden", wardenID, "localhost"); err != nil {
 		t.Fatal(err)
 	}
-	for name, id := range map[string]spiffeid.ID{"reader": readerID, "writer": writerID, "stranger": strangerID, "admin": adminID} {
+	for name, id := range map[string]spiffeid.ID{"reader": readerID, "writer": writerID, "stranger": strangerID, "admin": adminID, "limited": limitedID} {
 		svid, err := dev.Mint(name, id)
 		if err != nil {
 			t.Fatal(err)

@@ -33,6 +33,7 @@ import (
 	"github.com/wardenhq/warden/internal/protocol"
 	"github.com/wardenhq/warden/internal/protocol/generic"
 	"github.com/wardenhq/warden/internal/proxy"
+	"github.com/wardenhq/warden/internal/ratelimit"
 	"github.com/wardenhq/warden/internal/revoke"
 )
 
@@ -156,12 +157,36 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		g.closers = append(g.closers, g.auditLog.Close)
 	}
 
-	fs, err := revoke.OpenFile(cfg.Resolve(cfg.Revocation.Path), g.log.With("component", "revoke"), g.now)
-	if err != nil {
-		return nil, fmt.Errorf("gateway: revocations: %w", err)
+	if cfg.Revocation.Store == "redis" {
+		rs, err := revoke.OpenRedis(ctx, *cfg.Redis, g.log.With("component", "revoke"), g.now)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: revocations: %w", err)
+		}
+		g.revs = rs
+		g.closers = append(g.closers, rs.Close)
+	} else {
+		fs, err := revoke.OpenFile(cfg.Resolve(cfg.Revocation.Path), g.log.With("component", "revoke"), g.now)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: revocations: %w", err)
+		}
+		g.revs = fs
+		g.closers = append(g.closers, fs.Close)
 	}
-	g.revs = fs
-	g.closers = append(g.closers, fs.Close)
+
+	lopts := ratelimit.Options{Log: g.log.With("component", "ratelimit"), Now: g.now, Registerer: g.reg}
+	if cfg.Redis != nil {
+		rs, err := ratelimit.OpenRedis(ctx, *cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: limits: %w", err)
+		}
+		lopts.Redis = rs
+		g.closers = append(g.closers, rs.Close)
+	}
+	lim, err := ratelimit.New(lopts)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: limits: %w", err)
+	}
+	g.limits = limiter{lim}
 	unsub := g.revs.Subscribe(g.onRevocation)
 	g.closers = append(g.closers, func() error { unsub(); return nil })
 

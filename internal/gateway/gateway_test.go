@@ -577,3 +577,30 @@ func TestRotationUnderLoad(t *testing.T) {
 		t.Errorf("only %d requests ran during rotation", total)
 	}
 }
+
+func TestRateLimitObligation(t *testing.T) {
+	e := newTestEnv(t, envOpts{})
+	for i := 0; i < 2; i++ {
+		resp, body := e.do("limited", "GET", "/x", "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		if resp.Header.Get("X-Ratelimit-Limit-Requests") != "2" {
+			t.Errorf("limit header = %q", resp.Header.Get("X-Ratelimit-Limit-Requests"))
+		}
+	}
+	resp, body := e.do("limited", "GET", "/x", "")
+	if resp.StatusCode != 429 || errCode(t, body) != "rate_limited" {
+		t.Fatalf("third request: %d %s, want 429 rate_limited", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if e.upstream.count() != 2 {
+		t.Errorf("upstream saw %d requests, want 2", e.upstream.count())
+	}
+	// Other identities have their own budget.
+	if resp, _ := e.do("reader", "GET", "/x", ""); resp.StatusCode != 200 {
+		t.Errorf("reader limited by limited's budget: %d", resp.StatusCode)
+	}
+}

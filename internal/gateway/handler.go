@@ -170,7 +170,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range lerr.headers {
 			w.Header()[k] = v
 		}
-		h.deny(w, r, st, x, proto, decisions, lerr.err, []string{lerr.err.Code})
+		reasons := []string{lerr.err.Code}
+		if lerr.degraded != "" {
+			reasons = append(reasons, lerr.degraded)
+		}
+		h.deny(w, r, st, x, proto, decisions, lerr.err, reasons)
 		return
 	}
 	if lim != nil {
@@ -201,7 +205,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h.forward(w, r, st, x, proto, out, env, calls, decisions)
 	if lim != nil {
-		lim.Settle(ctx)
+		lim.Settle(ctx, usage(x.Audit()))
 	}
 }
 
