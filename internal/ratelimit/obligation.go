@@ -106,7 +106,7 @@ func toInt(v any) (int64, error) {
 		}
 		return int64(n), nil
 	case float64:
-		if n != math.Trunc(n) || n > math.MaxInt64 || n < math.MinInt64 {
+		if n != math.Trunc(n) || n >= math.MaxInt64 || n < math.MinInt64 { // float64(MaxInt64) is 2^63, already out of range
 			return 0, fmt.Errorf("want an integer, got %v", n)
 		}
 		return int64(n), nil

@@ -67,3 +67,41 @@ func TestParseObligation(t *testing.T) {
 		t.Errorf("Go integers: %+v, %v", got, err)
 	}
 }
+
+// FuzzParseObligation: any JSON value either parses to non-negative caps
+// or is refused; it never panics.
+func FuzzParseObligation(f *testing.F) {
+	for _, seed := range []string{
+		`null`, `{}`, `[1]`, `"x"`,
+		`{"requests_per_minute": 60, "tokens_per_minute": 20000, "tokens_per_day": 1000000}`,
+		`{"tokens_per_day": 100, "per_model": {"requests_per_minute": 5}}`,
+		`{"tokens_per_day": 1.5}`, `{"tokens_per_day": -1}`, `{"tokens_per_day": 1e300}`,
+		`{"per_model": {"per_model": {}}}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, useNumber := range []bool{false, true} {
+			dec := json.NewDecoder(strings.NewReader(in))
+			if useNumber {
+				dec.UseNumber()
+			}
+			var v any
+			if dec.Decode(&v) != nil {
+				return
+			}
+			s, err := ParseObligation(v)
+			if err != nil {
+				if s != (Spec{}) {
+					t.Fatalf("error %v with a non-zero Spec %+v", err, s)
+				}
+				continue
+			}
+			for _, l := range []Limits{s.PerID, s.PerModel} {
+				if l.RequestsPerMinute < 0 || l.TokensPerMinute < 0 || l.TokensPerDay < 0 {
+					t.Fatalf("negative cap from %s: %+v", in, s)
+				}
+			}
+		}
+	})
+}
