@@ -22,11 +22,8 @@ func Example() {
 	if err != nil {
 		panic(err) // an obligation Warden does not understand: refuse the request
 	}
-	res, r := l.Reserve(ctx, ratelimit.Request{
-		SpiffeID: "spiffe://warden.test/agent/a", Model: "gpt-x",
-		PerID: spec.PerID, PerModel: spec.PerModel,
-		Tokens: 200 + 300, // prompt estimate + max_tokens
-	})
+	// Estimate: prompt tokens + the requested max_tokens.
+	res, r := l.Reserve(ctx, spec.Request("spiffe://warden.test/agent/a", "gpt-x", 200+300))
 	h := http.Header{}
 	r.SetHeaders(h)
 	if !r.Allowed {

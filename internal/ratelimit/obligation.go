@@ -14,6 +14,12 @@ type Spec struct {
 	PerModel Limits
 }
 
+// Request is the admission for one call under s: the gateway's one-liner
+// from a decision's obligation to Limiter.Reserve.
+func (s Spec) Request(spiffeID, model string, tokens int64) Request {
+	return Request{SpiffeID: spiffeID, Model: model, PerID: s.PerID, PerModel: s.PerModel, Tokens: tokens}
+}
+
 // ParseObligation reads the "limits" obligation of a policy decision:
 //
 //	{"requests_per_minute": 60, "tokens_per_minute": 20000, "tokens_per_day": 1000000,
