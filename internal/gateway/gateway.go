@@ -194,10 +194,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	for k, p := range opts.Protocols {
 		protos[k] = p
 	}
-	for k, p := range defaultProtocols(cfg) {
-		if _, ok := protos[k]; !ok {
-			protos[k] = p
+	for i := range cfg.Backends {
+		kind := cfg.Backends[i].Kind
+		if _, ok := protos[kind]; ok {
+			continue
 		}
+		f, ok := protocolFactories[kind]
+		if !ok {
+			continue // reported by newBackend
+		}
+		p, err := f(cfg, protoDeps{log: g.log, reg: g.reg, now: g.now})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		protos[kind] = p
 	}
 	backends := map[string]*backend{}
 	for i := range cfg.Backends {
@@ -240,24 +250,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	}
 	return g, nil
 }
-
-// defaultProtocols returns the protocol implementations for the configured
-// backend kinds. Protocol packages are registered in protocols.go.
-func defaultProtocols(cfg *config.Config) map[string]protocol.Protocol {
-	out := map[string]protocol.Protocol{}
-	for i := range cfg.Backends {
-		b := &cfg.Backends[i]
-		if f, ok := protocolFactories[b.Kind]; ok {
-			if _, done := out[b.Kind]; !done {
-				out[b.Kind] = f(cfg)
-			}
-		}
-	}
-	return out
-}
-
-// protocolFactories is filled by protocols.go (one line per protocol package).
-var protocolFactories = map[string]func(*config.Config) protocol.Protocol{}
 
 func (g *Gateway) newBackend(bc *config.Backend, protos map[string]protocol.Protocol) (*backend, error) {
 	p, ok := protos[bc.Kind]

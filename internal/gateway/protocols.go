@@ -1,6 +1,38 @@
 package gateway
 
-// Protocol packages register their factory here, one line each, so the
-// composition root stays the only place that knows every protocol.
-func init() {
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/protocol"
+	"github.com/wardenhq/warden/internal/protocol/mcp"
+	"github.com/wardenhq/warden/internal/protocol/openai"
+)
+
+// protoDeps is what a protocol factory may use.
+type protoDeps struct {
+	log *slog.Logger
+	reg prometheus.Registerer
+	now func() time.Time
+}
+
+// protocolFactories builds one protocol value per backend kind in use, from
+// every backend of that kind. This is the one place that knows every
+// protocol package.
+var protocolFactories = map[string]func(*config.Config, protoDeps) (protocol.Protocol, error){
+	config.KindOpenAI: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
+		return openai.FromConfig(c, d.log.With("protocol", "openai"))
+	},
+	config.KindMCP: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
+		opts := map[string]map[string]any{}
+		for _, b := range c.Backends {
+			if b.Kind == config.KindMCP {
+				opts[b.Name] = b.Options
+			}
+		}
+		return mcp.New(opts, mcp.Deps{Logger: d.log.With("protocol", "mcp"), Now: d.now, Registerer: d.reg, BaseDir: c.Dir()})
+	},
 }
