@@ -495,7 +495,8 @@ func kindWord(notification bool) string {
 
 // baseResource is what every Call's resource carries.
 func (x *exchange) baseResource(method string) map[string]any {
-	res := map[string]any{"method": method, "direction": "client_to_server"}
+	res := make(map[string]any, 8)
+	res["method"], res["direction"] = method, "client_to_server"
 	if x.version != "" {
 		res["protocol_version"] = x.version
 	}

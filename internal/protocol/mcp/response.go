@@ -458,8 +458,12 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 // checkPin records a listed tool's pin status and header bindings and
 // reports whether it may be shown.
 func (x *exchange) checkPin(name string, tool map[string]any) bool {
-	schema, _ := tool["inputSchema"].(map[string]any)
-	obs := toolObs{status: pinMatch, bindings: schemaBindings(schema, nil, nil)}
+	obs := toolObs{status: pinMatch}
+	if x.version == Rev20260728 {
+		// Mirrored Mcp-Param-* headers exist only in 2026-07-28.
+		schema, _ := tool["inputSchema"].(map[string]any)
+		obs.bindings = schemaBindings(schema, nil, nil)
+	}
 	if x.b.pins != nil {
 		obs.status = x.b.pins.check(name, tool)
 	}
