@@ -176,7 +176,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			TLSClientConfig:   agentTLS(agent, agentBundle),
 			DisableKeepAlives: !keepAlive,
-			ForceAttemptHTTP2: true,
+			ForceAttemptHTTP2: keepAlive, // fresh connections speak HTTP/1.1
 		}}
 	}
 
@@ -185,6 +185,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		ok, bad  atomic.Int64
 		mu       sync.Mutex
 		serials  = map[string]bool{}
+		protos   = map[string]bool{}
 		firstErr atomic.Value
 		wg       sync.WaitGroup
 	)
@@ -210,6 +211,7 @@ func TestRotationUnderLoad(t *testing.T) {
 				ok.Add(1)
 				mu.Lock()
 				serials[resp.TLS.PeerCertificates[0].SerialNumber.String()] = true
+				protos[resp.Proto] = true
 				mu.Unlock()
 			}
 		}()
@@ -243,5 +245,8 @@ func TestRotationUnderLoad(t *testing.T) {
 	if ok.Load() == 0 || len(serials) < 2 {
 		t.Fatalf("%d requests saw %d server certificates; rotation not exercised", ok.Load(), len(serials))
 	}
-	t.Logf("%d requests, %d server certificates, 0 failures", ok.Load(), len(serials))
+	if !protos["HTTP/2.0"] || !protos["HTTP/1.1"] {
+		t.Errorf("want both HTTP/1.1 and h2 exercised, saw %v", protos)
+	}
+	t.Logf("%d requests, %d server certificates, protocols %v, 0 failures", ok.Load(), len(serials), protos)
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/jwtsvid"
@@ -114,15 +116,10 @@ func (v *JWTVerifier) Verify(token string) (Peer, error) {
 }
 
 func isExpiry(err error) bool {
-	// jwtsvid maps go-jose's sentinel errors to text ("token has expired")
-	// or returns them as is (not valid yet, issued in the future).
-	msg := err.Error()
-	for _, s := range []string{"token has expired", "not valid yet", "issued in the future", "validation failed, token is expired"} {
-		if containsFold(msg, s) {
-			return true
-		}
-	}
-	return false
+	// jwtsvid returns go-jose's nbf/iat sentinels as they are but replaces
+	// ErrExpired by its own text.
+	return errors.Is(err, jwt.ErrNotValidYet) || errors.Is(err, jwt.ErrIssuedInTheFuture) ||
+		errors.Is(err, jwt.ErrExpired) || strings.HasSuffix(err.Error(), "token has expired")
 }
 
 func (v *JWTVerifier) fail(kind error, msg string, cause error) error {

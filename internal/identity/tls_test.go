@@ -180,9 +180,14 @@ func TestPeerFromTLSNeedsVerifiedChain(t *testing.T) {
 // VerifyConnection against the current bundle and clock, and is refused
 // once that certificate expired or its trust was withdrawn.
 func TestResumption(t *testing.T) {
+	t.Run("TLS 1.3", func(t *testing.T) { testResumption(t, tls.VersionTLS13) })
+	t.Run("TLS 1.2", func(t *testing.T) { testResumption(t, tls.VersionTLS12) })
+}
+
+func testResumption(t *testing.T, version uint16) {
 	s := newSetup(t)
 	var clk clock
-	cfg := ServerTLSConfig(s.src, ServerOptions{TrustDomains: []spiffeid.TrustDomain{tdWarden}, RequireClientCert: true, Now: clk.now})
+	cfg := ServerTLSConfig(s.src, ServerOptions{TrustDomains: []spiffeid.TrustDomain{tdWarden}, RequireClientCert: true, Now: clk.now, MinVersion: version})
 	var verifyCalls, resumedVerifyCalls atomic.Int32
 	inner := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -198,6 +203,7 @@ func TestResumption(t *testing.T) {
 	clientCfg := func(svid *x509svid.SVID, cache tls.ClientSessionCache) *tls.Config {
 		c := agentTLS(svid, s.bundles)
 		c.ClientSessionCache = cache
+		c.MaxVersion = version
 		return c
 	}
 	cacheA := tls.NewLRUClientSessionCache(4)
@@ -267,6 +273,7 @@ func TestResumption(t *testing.T) {
 		both := x509bundle.FromX509Authorities(tdWarden, []*x509.Certificate{s.ca.Certificate(), newCA.Certificate()})
 		c := agentTLS(agentA, both)
 		c.ClientSessionCache = cacheA
+		c.MaxVersion = version
 		res, err = srv.dial(t, c)
 		if res.err == nil || err == nil {
 			t.Fatalf("withdrawn client accepted (resumed=%v) as %v", res.resumed, res.peer.ID)
