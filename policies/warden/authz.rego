@@ -92,38 +92,38 @@ obligation_conflicts contains key if {
 
 # permits is true when one permission covers the call.
 permits(perm) if {
-	backend_ok(perm)
-	action_ok(perm)
-	operation_ok(perm)
-	resources_ok(perm)
+	backend_ok(perm.backend)
+	action_ok(perm.actions)
+	operation_ok(object.get(perm, "operations", null))
+	resources_ok(object.get(perm, "resources", {}))
 }
 
-backend_ok(perm) if perm.backend == "*"
+backend_ok("*")
 
-backend_ok(perm) if perm.backend == input.resource.backend
+backend_ok(b) if b == input.resource.backend
 
 # coarse_actions are what "*" grants; protocol-specific actions
 # ("connect_external", ...) must be listed explicitly.
 coarse_actions := {"read", "write", "invoke", "admin"}
 
-action_ok(perm) if {
-	"*" in perm.actions
+action_ok(actions) if input.action in actions
+
+action_ok(actions) if {
+	"*" in actions
 	input.action in coarse_actions
 }
 
-action_ok(perm) if input.action in perm.actions
+operation_ok(null)
 
-operation_ok(perm) if object.get(perm, "operations", null) == null
-
-operation_ok(perm) if {
-	some pat in perm.operations
+operation_ok(ops) if {
+	some pat in ops
 	glob_ok(pat, input.operation)
 }
 
 # resources_ok requires every constrained field to be present in the input
 # and to match: a field the protocol did not fill in cannot be allowed.
-resources_ok(perm) if {
-	every field, pats in object.get(perm, "resources", {}) {
+resources_ok(res) if {
+	every field, pats in res {
 		value_ok(pats, input.resource[field])
 	}
 }
