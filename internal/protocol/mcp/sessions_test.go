@@ -217,3 +217,59 @@ func TestSamplingDenied(t *testing.T) {
 		})
 	}
 }
+
+// TestParamHeaders2026: a tool whose input schema mirrors an argument into
+// Mcp-Param-Region (x-mcp-header). The SDK client sets the header from the
+// list it saw through Warden and the call passes; a request whose header
+// disagrees with the body is refused before the server sees it.
+func TestParamHeaders2026(t *testing.T) {
+	s := mcp.NewServer(&mcp.Implementation{Name: "up", Version: "1"}, nil)
+	var ran int
+	var mu sync.Mutex
+	s.AddTool(&mcp.Tool{Name: "deploy", InputSchema: map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"region": map[string]any{"type": "string", "x-mcp-header": "Region"},
+			"count":  map[string]any{"type": "integer"},
+		},
+	}}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		mu.Lock()
+		ran++
+		mu.Unlock()
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+	})
+	up, cnt := startUpstream(t, s, true, true)
+	p := mustNew(t, nil, nil)
+	h := newHarness(t, p, up.URL, rule{allow: true})
+	cs := connect(t, h.srv.URL, alice, Rev20260728, nil)
+	defer cs.Close()
+	if cs.InitializeResult().ProtocolVersion != Rev20260728 {
+		t.Skipf("negotiated %s", cs.InitializeResult().ProtocolVersion)
+	}
+	if got := toolNames(t, cs); !slices.Equal(got, []string{"deploy"}) {
+		t.Fatalf("tools %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "deploy", Arguments: map[string]any{"region": "eu-west-1", "count": 2}}); err != nil {
+		t.Fatalf("call with mirrored header: %v", err)
+	}
+	before := cnt.count()
+	body := `{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"deploy","arguments":{"region":"eu-west-1"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	hdr := map[string]string{hdrVersion: Rev20260728, hdrMethod: "tools/call", hdrName: "deploy"}
+	for name, v := range map[string]string{"mismatch": "us-east-1", "missing": ""} {
+		hdr["Mcp-Param-Region"] = v
+		st, resp, _ := rawPost(t, h.srv.URL, alice, hdr, body)
+		if st != 400 || !strings.Contains(resp, CodeHeaderMismatch) {
+			t.Fatalf("%s: %d %s", name, st, resp)
+		}
+	}
+	if cnt.count() != before {
+		t.Fatal("upstream saw a mismatched request")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ran != 1 {
+		t.Fatalf("tool ran %d times", ran)
+	}
+}
