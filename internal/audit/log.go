@@ -80,6 +80,7 @@ type Log struct {
 	now          func() time.Time
 	openFile     func(string) (file, error)
 	m            *metrics
+	lock         *os.File
 
 	// mu guards closed and sending on queue, so Close never closes a
 	// channel an Append is sending on.
@@ -203,15 +204,18 @@ func OpenWith(cfg config.Audit, baseDir string, o Options) (*Log, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: open: create directory: %w", err)
 	}
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	l.lock = lock
 	if err := l.resume(); err != nil {
-		if l.f != nil {
-			l.f.Close()
-		}
+		l.closeFiles()
 		return nil, err
 	}
 	if o.Registerer != nil {
 		if err := l.m.register(o.Registerer); err != nil {
-			l.f.Close()
+			l.closeFiles()
 			return nil, fmt.Errorf("audit: register metrics: %w", err)
 		}
 	}
@@ -498,11 +502,7 @@ func (l *Log) Close() error {
 	close(l.queue)
 	l.mu.Unlock()
 	<-l.stopped
-	var err error
-	if l.f != nil {
-		err = l.f.Close()
-		l.f = nil
-	}
+	err := l.closeFiles()
 	if n := l.lost.Load(); n > 0 {
 		return fmt.Errorf("%w: %d queued records lost at close", l.unavailable(), n)
 	}
@@ -511,6 +511,20 @@ func (l *Log) Close() error {
 	}
 	l.log.Info("audit log closed", "path", l.path, "seq", l.seq)
 	return nil
+}
+
+// closeFiles closes the live file and releases the lock.
+func (l *Log) closeFiles() error {
+	var err error
+	if l.f != nil {
+		err = l.f.Close()
+		l.f = nil
+	}
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
+	return err
 }
 
 // run is the writer goroutine: it takes a batch off the queue, commits it

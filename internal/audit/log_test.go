@@ -593,3 +593,18 @@ func TestBatchedCommitsWithoutClose(t *testing.T) {
 		t.Errorf("%d lines on disk at head seq 3", n)
 	}
 }
+
+func TestOneWriterPerLog(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, nil, Options{})
+	_, err := OpenWith(config.Audit{Path: "audit.jsonl"}, dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "in use by another writer") {
+		t.Fatalf("second writer on one log: %v", err)
+	}
+	l.Close()
+	l = openLog(t, dir, nil, Options{})
+	l.Close()
+	if files, _ := Expand(dir); len(files) != 1 {
+		t.Errorf("Expand lists the lock file: %v", files)
+	}
+}

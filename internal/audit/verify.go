@@ -162,7 +162,8 @@ func VerifyWith(o VerifyOptions, paths ...string) (Report, error) {
 
 // Expand turns verify arguments into the ordered list of files: a directory
 // yields its *.jsonl log and that log's rotated files, oldest first; a glob
-// is expanded and ordered the same way; a plain file is kept as given.
+// yields the log files it matches (not the .lock file), ordered the same
+// way; a plain file is kept as given.
 func Expand(paths ...string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("audit: no files given")
@@ -199,8 +200,12 @@ func Expand(paths ...string) ([]string, error) {
 			if gerr != nil {
 				return nil, fmt.Errorf("audit: glob %q: %w", p, gerr)
 			}
+			names = slices.DeleteFunc(names, func(n string) bool {
+				_, _, ok := splitRotated(filepath.Base(n))
+				return !ok
+			})
 			if len(names) == 0 {
-				return nil, fmt.Errorf("audit: %q matches no file", p)
+				return nil, fmt.Errorf("audit: %q matches no audit file", p)
 			}
 			sortChain(names)
 			out = append(out, names...)
