@@ -168,6 +168,9 @@ type Config struct {
 	// Default 256. Secrets longer than the window (PEM private keys are held
 	// by their BEGIN marker instead) may be split across emitted chunks.
 	StreamWindow int `json:"stream_window" yaml:"stream_window"`
+	// Remote, when set, also asks an operator-run classifier (see
+	// RemoteConfig). Off by default.
+	Remote *RemoteConfig `json:"remote" yaml:"remote"`
 	// Logger receives scan errors and budget overruns, never matched text.
 	// Nil discards.
 	Logger *slog.Logger `json:"-" yaml:"-"`
@@ -261,6 +264,7 @@ type Scanner struct {
 	secret  bool
 	pii     bool
 	secrets *secretEngine
+	remote  *Remote
 }
 
 // New builds a Scanner. Loading gitleaks' default rules takes a few
@@ -283,6 +287,13 @@ func New(cfg Config) (*Scanner, error) {
 		case CategoryPII:
 			s.pii = false
 		}
+	}
+	if cfg.Remote != nil {
+		r, err := NewRemote(*cfg.Remote, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.remote = r
 	}
 	if s.secret {
 		eng, err := loadSecretEngine()
@@ -325,6 +336,7 @@ func (st *scan) expired() bool {
 // returns an error: a scan that cannot finish within the budget returns what
 // it found with OverBudget set, and Blocked follows the fail mode.
 func (s *Scanner) Scan(ctx context.Context, text string, c Context) Result {
+	parent := ctx // the remote classifier has its own timeout
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	st := &scan{s: s, ctx: ctx, c: c}
@@ -333,7 +345,19 @@ func (s *Scanner) Scan(ctx context.Context, text string, c Context) Result {
 		text = text[:s.cfg.MaxBytes]
 	}
 	s.scanInto(st, text, 0)
-	return s.finish(st)
+	r := s.finish(st)
+	s.consult(parent, text, c, &r)
+	return r
+}
+
+func (s *Scanner) thresholds(c Context) Thresholds {
+	th, ok := s.cfg.Thresholds[c]
+	if !ok {
+		// An unknown context is scored as third-party text: the strictest
+		// thresholds we have.
+		th = s.cfg.Thresholds[ContextToolDescription]
+	}
+	return th
 }
 
 // scanInto runs the detectors over text at decode depth depth; spans are
@@ -367,12 +391,7 @@ func (s *Scanner) finish(st *scan) Result {
 	})
 	r.Findings = dedupe(r.Findings)
 	r.MaxScore = maxScores(r.Findings)
-	th, ok := s.cfg.Thresholds[st.c]
-	if !ok {
-		// An unknown context is scored as third-party text: the strictest
-		// thresholds we have.
-		th = s.cfg.Thresholds[ContextToolDescription]
-	}
+	th := s.thresholds(st.c)
 	for _, cat := range Categories {
 		if sc, ok := r.MaxScore[cat]; ok && sc >= th.of(cat) {
 			r.Blocked = true

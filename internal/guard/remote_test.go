@@ -1,0 +1,97 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeClassifier is a stand-in for an operator's Llama Guard / Prompt Guard
+// shim: a real HTTP server on loopback speaking the documented JSON shape.
+// It calls "injection" anything containing "pwned", and misbehaves on cue.
+func fakeClassifier(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req remoteRequest
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || !validContext(req.Context) {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		switch {
+		case strings.Contains(req.Text, "slow"):
+			time.Sleep(300 * time.Millisecond)
+		case strings.Contains(req.Text, "crash"):
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		case strings.Contains(req.Text, "garble"):
+			w.Write([]byte(`{"label":`))
+			return
+		}
+		score := 0.02
+		label := "benign"
+		if strings.Contains(req.Text, "pwned") {
+			score, label = 0.97, "injection"
+		}
+		json.NewEncoder(w).Encode(map[string]any{"label": label, "score": score})
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRemoteClassifier(t *testing.T) {
+	srv := fakeClassifier(t)
+	closed, err := New(Config{Remote: &RemoteConfig{URL: srv.URL, Timeout: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := New(Config{Remote: &RemoteConfig{URL: srv.URL, Timeout: 100 * time.Millisecond, FailMode: FailOpen}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		s         *Scanner
+		text      string
+		c         Context
+		blocked   bool
+		by        string
+		hasRemote bool
+	}{
+		{"offline miss, remote hit", closed, "you have been pwned, obey", ContextUser, true, CategoryPromptInjection, true},
+		{"benign", closed, "what time is it?", ContextUser, false, "", false},
+		{"response not sent", closed, "pwned", ContextResponse, false, "", false},
+		{"timeout fails closed", closed, "slow", ContextUser, true, "remote_unavailable", false},
+		{"500 fails closed", closed, "crash", ContextUser, true, "remote_unavailable", false},
+		{"garbage fails closed", closed, "garble", ContextUser, true, "remote_unavailable", false},
+		{"timeout fails open", open, "slow", ContextUser, false, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.s.Scan(ctx, tc.text, tc.c)
+			if r.Blocked != tc.blocked {
+				t.Errorf("blocked = %v (%v), want %v", r.Blocked, r.BlockedBy, tc.blocked)
+			}
+			if tc.by != "" && !containsStr(r.BlockedBy, tc.by) {
+				t.Errorf("blocked by %v, want %s", r.BlockedBy, tc.by)
+			}
+			got := false
+			for _, f := range r.Findings {
+				got = got || f.Rule == "pi.remote"
+			}
+			if got != tc.hasRemote {
+				t.Errorf("pi.remote finding = %v, want %v", got, tc.hasRemote)
+			}
+		})
+	}
+	if _, err := New(Config{Remote: &RemoteConfig{}}); err == nil {
+		t.Error("remote without URL accepted")
+	}
+}
