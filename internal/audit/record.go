@@ -11,8 +11,11 @@
 package audit
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"strconv"
 	"time"
 
@@ -214,4 +217,33 @@ func (h *hasher) appendLine(dst []byte, seq uint64, prev [32]byte, body []byte) 
 	dst = hex.AppendEncode(dst, sum[:])
 	dst = append(dst, '"', '}', '\n')
 	return dst, sum
+}
+
+// hasher computes record hashes: SHA-256, or HMAC-SHA256 for a keyed chain.
+type hasher struct {
+	h   hash.Hash
+	out [32]byte
+}
+
+func newHasher(key []byte) *hasher {
+	if len(key) > 0 {
+		return &hasher{h: hmac.New(sha256.New, key)}
+	}
+	return &hasher{h: sha256.New()}
+}
+
+func (h *hasher) sum(b []byte) [32]byte {
+	h.h.Reset()
+	h.h.Write(b)
+	h.h.Sum(h.out[:0])
+	return h.out
+}
+
+// sum2 hashes a||b without concatenating them.
+func (h *hasher) sum2(a, b []byte) [32]byte {
+	h.h.Reset()
+	h.h.Write(a)
+	h.h.Write(b)
+	h.h.Sum(h.out[:0])
+	return h.out
 }

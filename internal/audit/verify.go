@@ -3,12 +3,9 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"maps"
 	"os"
@@ -151,7 +148,7 @@ func VerifyWith(o VerifyOptions, paths ...string) (Report, error) {
 			return rep, nil
 		}
 	}
-	if p := c.missingAnchor(files); p != nil {
+	if p := c.missingAnchor(); p != nil {
 		c.report(&rep)
 		rep.Problem = p
 		return rep, nil
@@ -253,35 +250,6 @@ func sortChain(names []string) {
 	})
 }
 
-// hasher computes record hashes: SHA-256, or HMAC-SHA256 for a keyed chain.
-type hasher struct {
-	h   hash.Hash
-	out [32]byte
-}
-
-func newHasher(key []byte) *hasher {
-	if len(key) > 0 {
-		return &hasher{h: hmac.New(sha256.New, key)}
-	}
-	return &hasher{h: sha256.New()}
-}
-
-func (h *hasher) sum(b []byte) [32]byte {
-	h.h.Reset()
-	h.h.Write(b)
-	h.h.Sum(h.out[:0])
-	return h.out
-}
-
-// sum2 hashes a||b without concatenating them.
-func (h *hasher) sum2(a, b []byte) [32]byte {
-	h.h.Reset()
-	h.h.Write(a)
-	h.h.Write(b)
-	h.h.Sum(h.out[:0])
-	return h.out
-}
-
 // chain is the verifier's state carried across files.
 type chain struct {
 	h        *hasher
@@ -293,7 +261,6 @@ type chain struct {
 	prev     [32]byte
 	records  int64
 	anchors  []Anchor
-	matched  int
 	lastFile string
 	lastLine int
 }
@@ -309,14 +276,12 @@ func (c *chain) report(r *Report) {
 	}
 }
 
-func (c *chain) missingAnchor(files []string) *Problem {
+// missingAnchor reports an anchor beyond the chain's end (or before its
+// start), at the last good record.
+func (c *chain) missingAnchor() *Problem {
 	for _, a := range c.anchors {
 		if a.Seq > c.seq || (c.records > 0 && a.Seq < c.first) {
-			name := ""
-			if len(files) > 0 {
-				name = files[len(files)-1]
-			}
-			return &Problem{File: name, Line: c.lastLine,
+			return &Problem{File: c.lastFile, Line: c.lastLine,
 				Reason: fmt.Sprintf("anchor seq %d is not in the chain (seq %d..%d): records truncated from the end or earlier files missing", a.Seq, c.first, c.seq)}
 		}
 	}
@@ -329,8 +294,6 @@ type fileResult struct {
 	good    int64 // offset just after the last good line
 	torn    int64 // bytes after the last newline
 	problem *Problem
-	// lastEvent is the event of the last good record.
-	lastEvent string
 }
 
 // verifyFile checks every complete line of r against the chain. A trailing
