@@ -6,9 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/wardenhq/warden/internal/identity/devca"
 )
 
 // bearerCase is one golden file in testdata/bearer: "header: <value>" and
@@ -174,6 +179,86 @@ func FuzzVerifyToken(f *testing.F) {
 	f.Fuzz(func(t *testing.T, tok string) {
 		if p, err := v.Verify(tok); err == nil {
 			t.Fatalf("verified %v", p)
+		}
+	})
+}
+
+// ownFilesCases builds the spiffe-helper file sets parseOwnFiles must
+// accept or refuse. They are generated rather than kept in testdata so no
+// private key is committed (secret scanners rightly flag them).
+func ownFilesCases(t testing.TB) map[string][3][]byte {
+	t.Helper()
+	ca, other, evil := newCA(t, tdWarden), newCA(t, tdWarden), newCA(t, tdEvil)
+	s1 := issue(t, ca, wardenID, devca.X509Options{})
+	s2 := issue(t, ca, wardenID, devca.X509Options{})
+	e := issue(t, evil, spiffeid.RequireFromPath(tdEvil, "/w"), devca.X509Options{})
+	oldCA, err := devca.New(tdWarden, devca.Options{Now: func() time.Time { return time.Now().Add(-72 * time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := issue(t, oldCA, wardenID, devca.X509Options{NotBefore: time.Now().Add(-48 * time.Hour)})
+	marshal := func(s *x509svid.SVID, b *x509bundle.Bundle) [3][]byte {
+		c, k, err := s.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bb, err := b.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [3][]byte{c, k, bb}
+	}
+	ok := marshal(s1, ca.X509Bundle())
+	cases := map[string][3][]byte{
+		"ok":                        ok,
+		"ok_expired_but_consistent": marshal(expired, oldCA.X509Bundle()),
+		"bad_wrong_bundle":          marshal(s1, other.X509Bundle()),
+		"bad_other_trust_domain":    marshal(e, evil.X509Bundle()),
+		"bad_key_mismatch":          {ok[0], marshal(s2, ca.X509Bundle())[1], ok[2]},
+		"bad_truncated_cert":        {ok[0][:len(ok[0])/2], ok[1], ok[2]},
+		"bad_empty_bundle":          {ok[0], ok[1], nil},
+		"bad_key_is_cert":           {ok[0], ok[0], ok[2]},
+	}
+	return cases
+}
+
+func TestParseOwnFiles(t *testing.T) {
+	for name, c := range ownFilesCases(t) {
+		t.Run(name, func(t *testing.T) {
+			svid, bundle, err := parseOwnFiles(tdWarden, c[0], c[1], c[2])
+			if strings.HasPrefix(name, "ok") {
+				if err != nil || svid.ID != wardenID || bundle.Empty() {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+}
+
+// FuzzParseOwnFiles: never panics; an accepted set is an SVID of the trust
+// domain whose key matches and whose chain reaches the bundle.
+func FuzzParseOwnFiles(f *testing.F) {
+	for _, c := range ownFilesCases(f) {
+		f.Add(c[0], c[1], c[2])
+	}
+	f.Fuzz(func(t *testing.T, cert, key, bundle []byte) {
+		svid, b, err := parseOwnFiles(tdWarden, cert, key, bundle)
+		if err != nil {
+			return
+		}
+		if !svid.ID.MemberOf(tdWarden) || b.Empty() {
+			t.Fatalf("accepted %v with bundle of %d", svid.ID, len(b.X509Authorities()))
+		}
+		leaf := svid.Certificates[0]
+		mid := leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
+		_, _, errMid := x509svid.Verify(svid.Certificates, b, x509svid.WithTime(mid))
+		_, _, errNow := x509svid.Verify(svid.Certificates, b)
+		if errMid != nil && errNow != nil {
+			t.Fatal(errMid)
 		}
 	})
 }
