@@ -2,8 +2,11 @@ package revoke
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,7 +22,8 @@ import (
 )
 
 // RedisStore shares revocations between replicas. The list is a Redis hash
-// (<prefix>revocations: SPIFFE ID → JSON Entry); every change is also
+// (<prefix>revocations: SPIFFE ID → JSON Entry), with <prefix>revocations:epoch
+// marking it intact (see resync); every change is also
 // published on the channel <prefix>revocations:events, so other replicas
 // apply it at once; and every replica re-reads the whole hash periodically
 // and after each (re)subscription, so a missed message is repaired within
@@ -31,14 +35,15 @@ import (
 // "local": then the last known list keeps being used.
 type RedisStore struct {
 	list
-	c       *redis.Client
-	hash    string
-	channel string
-	local   bool
-	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
-	timing  timing
+	c        *redis.Client
+	hash     string
+	epochKey string
+	channel  string
+	local    bool
+	timeout  time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	timing   timing
 
 	mu       sync.Mutex    // serializes applying changes (local, remote, resync)
 	gen      uint64        // bumped by every applied single change, under mu
@@ -91,10 +96,11 @@ func openRedis(ctx context.Context, cfg config.Redis, log *slog.Logger, now func
 		prefix = "warden:"
 	}
 	s := &RedisStore{
-		c:       c,
-		hash:    prefix + "revocations",
-		channel: prefix + "revocations:events",
-		local:   cfg.OnError == "local",
+		c:        c,
+		hash:     prefix + "revocations",
+		epochKey: prefix + "revocations:epoch",
+		channel:  prefix + "revocations:events",
+		local:    cfg.OnError == "local",
 		// A full read moves the whole list; give it more than one call.
 		timeout: max(cfg.Timeout, time.Second),
 		log:     log,
@@ -240,13 +246,26 @@ func (s *RedisStore) resyncLoop(ctx context.Context) {
 // the read was in flight may be newer than the snapshot, so the snapshot is
 // then dropped (the next resync takes a fresh one); the read still proves
 // Redis is reachable.
+//
+// The epoch key marks the hash as intact. If it is missing, Redis lost its
+// data (restarted without persistence, flushed, failed over to an empty
+// replica): instead of following the empty hash and silently lifting every
+// revocation, the replica writes back the entries it knows (HSETNX, so
+// newer writes win) and a new epoch. Every replica does the same, so the
+// union of what they knew is restored.
 func (s *RedisStore) resync(ctx context.Context) error {
 	s.mu.Lock()
 	gen := s.gen
 	s.mu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	raw, err := s.c.HGetAll(rctx, s.hash).Result()
+	pipe := s.c.TxPipeline()
+	epochCmd := pipe.Get(rctx, s.epochKey)
+	hashCmd := pipe.HGetAll(rctx, s.hash)
+	if _, err := pipe.Exec(rctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("revoke: redis read %s: %w", s.hash, err)
+	}
+	raw, err := hashCmd.Result()
 	if err != nil {
 		return fmt.Errorf("revoke: redis read %s: %w", s.hash, err)
 	}
@@ -261,6 +280,15 @@ func (s *RedisStore) resync(ctx context.Context) error {
 		}
 		next[id] = e
 	}
+	if errors.Is(epochCmd.Err(), redis.Nil) {
+		restored, err := s.restore(rctx, next)
+		if err != nil {
+			return err
+		}
+		if restored > 0 {
+			s.log.Warn("revoke: redis lost the revocation list; restored this replica's entries", "restored", restored)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen == gen {
@@ -273,6 +301,34 @@ func (s *RedisStore) resync(ctx context.Context) error {
 		s.log.Info("revoke: redis reachable again", "entries", len(next))
 	}
 	return nil
+}
+
+// restore writes the entries this replica knows and Redis lacks, and a new
+// epoch, in one transaction; it adds them to next.
+func (s *RedisStore) restore(ctx context.Context, next map[string]Entry) (int, error) {
+	var epoch [16]byte
+	if _, err := rand.Read(epoch[:]); err != nil {
+		return 0, fmt.Errorf("revoke: new epoch: %w", err)
+	}
+	pipe := s.c.TxPipeline()
+	n := 0
+	for id, e := range *s.entries.Load() {
+		if _, ok := next[id]; ok {
+			continue
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return 0, fmt.Errorf("revoke: encode: %w", err)
+		}
+		pipe.HSetNX(ctx, s.hash, id, b)
+		next[id] = e
+		n++
+	}
+	pipe.SetNX(ctx, s.epochKey, hex.EncodeToString(epoch[:]), 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("revoke: redis restore %s: %w", s.hash, err)
+	}
+	return n, nil
 }
 
 // failed logs the first failure of an outage.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -253,5 +254,43 @@ func TestRedisConcurrentReplicasConverge(t *testing.T) {
 			}
 			return slices.Equal(got, want)
 		})
+	}
+}
+
+// TestRedisRestoresAfterDataLoss restarts redis-server empty: the replicas
+// must not follow the empty hash and lift the revocation; they write it
+// back.
+func TestRedisRestoresAfterDataLoss(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.New(t)
+	prefix := uniquePrefix()
+	a := openRedisStore(t, srv.Addr(), prefix, "deny", nil)
+	b := openRedisStore(t, srv.Addr(), prefix, "deny", nil)
+	id := "spiffe://warden.test/agent/lost"
+	if err := a.Revoke(ctx, Entry{SpiffeID: id, Reason: "keep me"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to hear of the revocation", func() bool { _, ok, _ := b.Lookup(id); return ok })
+	rec := &recorder{}
+	b.Subscribe(rec.fn)
+
+	srv.Restart() // empty: nothing is persisted
+	waitFor(t, "the entry to be written back to Redis", func() bool {
+		v, err := a.c.HGet(ctx, prefix+"revocations", id).Result()
+		return err == nil && strings.Contains(v, "keep me")
+	})
+	// Stay a few resyncs: the entry must never be lifted meanwhile.
+	for range 5 {
+		if err := b.resync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*RedisStore{a, b} {
+			if e, ok, err := s.Lookup(id); !ok || err != nil || e.Reason != "keep me" {
+				t.Fatalf("after data loss: Lookup = %+v, %v, %v", e, ok, err)
+			}
+		}
+	}
+	if ev := rec.events(); len(ev) != 0 {
+		t.Errorf("notifications during the data loss: %q, want none", ev)
 	}
 }
