@@ -26,10 +26,14 @@ import (
 
 // Entry is one revocation: who was revoked, why, by whom and when.
 type Entry struct {
-	SpiffeID string    `json:"spiffe_id"`
-	Reason   string    `json:"reason"`
-	By       string    `json:"by"`
-	At       time.Time `json:"at"`
+	// SpiffeID is the revoked identity, exactly (no patterns).
+	SpiffeID string `json:"spiffe_id"`
+	// Reason is the operator's free text, for the audit log and List.
+	Reason string `json:"reason"`
+	// By is who revoked: the admin caller's SPIFFE ID or a CLI user.
+	By string `json:"by"`
+	// At is when; Revoke fills it from the injected clock when zero.
+	At time.Time `json:"at"`
 }
 
 func (e Entry) equal(o Entry) bool {
