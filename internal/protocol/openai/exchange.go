@@ -21,8 +21,9 @@ type exchange struct {
 	lim Limits
 	op  string
 
-	tree  map[string]any
-	calls []protocol.Call
+	tree    map[string]any
+	bodyLen int
+	calls   []protocol.Call
 
 	model            string
 	stream           bool
@@ -70,7 +71,7 @@ func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, e
 		so["include_usage"] = true
 		x.injectedUsage = true
 	}
-	b, err := jsonstrict.Marshal(x.tree)
+	b, err := jsonstrict.AppendMarshal(make([]byte, 0, x.bodyLen+64), x.tree)
 	if err != nil {
 		return nil, &protocol.Error{Status: http.StatusInternalServerError, Code: protocol.CodeInternal, Message: "internal error", Err: fmt.Errorf("openai: re-encode request: %w", err)}
 	}
@@ -369,3 +370,11 @@ func AuditUsage(a map[string]any, u *Usage) {
 }
 
 func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// SetPrompt records the prompt tokens the upstream reported at the start of
+// a stream (Anthropic message_start) while completion is still estimated.
+func (m *Meter) SetPrompt(prompt int64) error {
+	m.U.promptCharge = true
+	m.U.Prompt = prompt
+	return m.chargeTo(m.U.Prompt + m.U.Completion)
+}

@@ -35,7 +35,8 @@ type Limits struct {
 // Option names accepted by ParseLimits.
 var optionNames = []string{"max_tokens_cap", "max_n", "max_stream_bytes", "max_stream_duration", "max_response_bytes", "max_event_bytes"}
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults fills zero fields with the documented defaults.
+func (l Limits) WithDefaults() Limits {
 	if l.MaxN == 0 {
 		l.MaxN = 1
 	}
@@ -90,7 +91,7 @@ func ParseLimits(opts map[string]any) (Limits, error) {
 			return Limits{}, fmt.Errorf("option %s: %w", k, err)
 		}
 	}
-	return l.withDefaults(), nil
+	return l.WithDefaults(), nil
 }
 
 func optInt(v any, minimum int64) (int64, error) {

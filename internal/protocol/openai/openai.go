@@ -87,10 +87,12 @@ func New(cfg Config) *Protocol {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cfg.Default = cfg.Default.withDefaults()
+	cfg.Default = cfg.Default.WithDefaults()
+	backends := make(map[string]Limits, len(cfg.Backends))
 	for k, v := range cfg.Backends {
-		cfg.Backends[k] = v.withDefaults()
+		backends[k] = v.WithDefaults()
 	}
+	cfg.Backends = backends
 	return &Protocol{cfg: cfg, log: log}
 }
 
@@ -189,7 +191,7 @@ func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exc
 	if err != nil {
 		return nil, err
 	}
-	x.tree = obj
+	x.tree, x.bodyLen = obj, len(req.Body)
 	switch op {
 	case opChat:
 		err = x.parseChat()
