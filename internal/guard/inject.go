@@ -356,8 +356,8 @@ func containsInt(xs []int, x int) bool {
 // Window around a trigger in which a rule's regexp runs: the trigger may sit
 // anywhere in a match, and no rule's match spans more than this.
 const (
-	winBack  = 160
-	winFwd   = 240
+	winBack  = 120
+	winFwd   = 180
 	needDist = 160
 )
 

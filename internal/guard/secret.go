@@ -42,6 +42,9 @@ type secretRule struct {
 	// prefix: keywords that are the literal start of the secret (ghp_, ey,
 	// sk) → an anchored regexp for what must follow them ("[0-9a-zA-Z]{36}").
 	prefix map[string]*regexp.Regexp
+	// minDistinct: a secret with Shannon entropy above the rule's floor e
+	// has more than 2^e distinct bytes, so a value with fewer cannot pass.
+	minDistinct int
 	// pre is an extra necessary condition at a keyword hit (own rules).
 	pre func(text string, pos int) bool
 }
@@ -116,6 +119,9 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 			sr.score = genericScore
 		}
 		sr.assign = strings.Contains(src, assignOps)
+		if r.Entropy > 0 {
+			sr.minDistinct = int(math.Floor(math.Pow(2, r.Entropy))) + 1
+		}
 		for _, k := range r.Keywords {
 			k = strings.ToLower(k)
 			if re := prefixClass(src, regexpQuoteLower(k)); re != nil {
@@ -315,7 +321,7 @@ func (r *secretRule) plausible(text, lower string, pos int, kw string) bool {
 	if r.pre != nil && !r.pre(text, pos) {
 		return false
 	}
-	if r.assign && !assignedValue(lower, end) {
+	if r.assign && !assignedValue(text, end, r.minDistinct) {
 		return false
 	}
 	return true
@@ -323,32 +329,35 @@ func (r *secretRule) plausible(text, lower string, pos int, kw string) bool {
 
 // assignedValue reports whether an assignment operator follows within
 // assignReach bytes of end and is followed by a value of at least 10 token
-// bytes, the shortest value gitleaks' template accepts.
-func assignedValue(lower string, end int) bool {
-	lim := min(len(lower), end+assignReach)
+// bytes, the shortest value gitleaks' template accepts, with at least
+// minDistinct distinct bytes. It reads the original text: lowercasing would
+// merge distinct bytes.
+func assignedValue(text string, end, minDistinct int) bool {
+	lim := min(len(text), end+assignReach)
 	for k := end; k < lim; k++ {
-		switch lower[k] {
+		switch text[k] {
 		case '=', ':', '>', ',', '|':
 		default:
 			continue
 		}
 		v := k + 1
-		for skip := 0; v < len(lower) && skip < 8 && strings.IndexByte("=:>|?`'\" \t\n\r", lower[v]) >= 0; skip++ {
+		for skip := 0; v < len(text) && skip < 8 && strings.IndexByte("=:>|?`'\" \t\n\r", text[v]) >= 0; skip++ {
 			v++
 		}
-		n := 0
-		for v+n < len(lower) && n < 10 && isTokenByte(lower[v+n]) {
+		var seen [256]bool
+		n, distinct := 0, 0
+		for v+n < len(text) && n < 160 && isTokenByte(text[v+n]) {
+			if c := text[v+n]; !seen[c] {
+				seen[c] = true
+				distinct++
+			}
 			n++
 		}
-		if n >= 10 {
+		if n >= 10 && distinct >= minDistinct {
 			return true
 		}
 	}
 	return false
-}
-
-func isTokenByte(c byte) bool {
-	return isAlnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '=' || c == '.'
 }
 
 // prefixClass finds kw in the lowercased regexp source src followed by a
@@ -505,4 +514,8 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+func isTokenByte(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '=' || c == '.'
 }
