@@ -21,13 +21,13 @@ import (
 )
 
 type goldenCase struct {
-	Method      string            `json:"method"`
-	Path        string            `json:"path"`
-	Body        *string           `json:"body"`
-	Headers     map[string]string `json:"headers"`
-	Options     map[string]any    `json:"options"`
-	WantCalls   any               `json:"want_calls"`
-	WantError   *struct {
+	Method    string            `json:"method"`
+	Path      string            `json:"path"`
+	Body      *string           `json:"body"`
+	Headers   map[string]string `json:"headers"`
+	Options   map[string]any    `json:"options"`
+	WantCalls any               `json:"want_calls"`
+	WantError *struct {
 		Status int    `json:"status"`
 		Code   string `json:"code"`
 	} `json:"want_error"`

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/wardenhq/warden/internal/protocol"
-	"github.com/wardenhq/warden/internal/protocol/openai"
 	"github.com/wardenhq/warden/internal/protocol/llmtest"
+	"github.com/wardenhq/warden/internal/protocol/openai"
 )
 
 // testMeter is a budget: charges that would take the total over Budget
