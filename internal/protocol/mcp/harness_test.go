@@ -35,14 +35,15 @@ const (
 
 // rule matches calls; the first matching rule decides; no match denies.
 type rule struct {
-	peer      string // "" any
-	op        string // Operation; "" any
-	tool      string // resource.tool; "" any
-	uriPrefix string
-	direction string
-	argKey    string // with argPrefix: arguments[argKey] must be a string with this prefix
-	argPrefix string
-	allow     bool
+	peer       string // "" any
+	op         string // Operation; "" any
+	tool       string // resource.tool; "" any
+	uriPrefix  string
+	direction  string
+	promptName string
+	argKey     string // with argPrefix: arguments[argKey] must be a string with this prefix
+	argPrefix  string
+	allow      bool
 }
 
 func (r rule) match(peer string, c protocol.Call) bool {
@@ -54,6 +55,9 @@ func (r rule) match(peer string, c protocol.Call) bool {
 		return false
 	}
 	if r.direction != "" && res["direction"] != r.direction {
+		return false
+	}
+	if r.promptName != "" && res["prompt"] != r.promptName {
 		return false
 	}
 	if r.uriPrefix != "" {
