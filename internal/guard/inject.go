@@ -29,6 +29,9 @@ type piRule struct {
 	// bytes of a trigger for the rule to run: the verb and its object.
 	// Requiring both is what keeps ordinary text from running regexps.
 	need []string
+	// needDist overrides needDist for this rule: how near the need word
+	// must be (bytes, either side).
+	needDist int
 	// pre, when set, must accept the trigger position (cheap shape checks
 	// such as "at the start of a line, followed by a colon").
 	pre func(s []byte, pos int) bool
@@ -72,24 +75,27 @@ const (
 var piRules = []*piRule{
 	{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
-		re:     regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
-		stems:  []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
-		need:   []string{"instr", "direc", "comma", "rules", "guide", "guida", "promp", "progr", "const", "restr", "guard", "polic", "order", "train", "filte", "moder", "conte", "conve", "descr", "syste", "messa"},
-		weaken: regexp.MustCompile(`\b(?:my|me|i)\b`),
+		re:       regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
+		needDist: 96,
+		stems:    []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
+		need:     []string{"instr", "direc", "comma", "rules", "guide", "guida", "promp", "progr", "const", "restr", "guard", "polic", "order", "train", "filte", "moder", "conte", "conve", "descr", "syste", "messa"},
+		weaken:   regexp.MustCompile(`\b(?:my|me|i)\b`),
 	},
 	{
 		id: "pi.override", weight: 0.85, mult: thirdParty,
 		// "forget everything you were told", "disregard everything above"
-		re:    regexp.MustCompile(`\b(?:forget|disregard|ignore|erase|wipe)\s+(?:about\s+)?(?:everything|all(?: of)? (?:that|this|it)|all)\s+(?:you(?:'ve| have)? (?:were |been )?(?:told|taught|learned|given|know)|(?:written |said |stated )?(?:above|before|previously|so far|until now))`),
-		stems: []string{"forge", "disre", "ignor", "erase", "wipe"},
-		need:  []string{"every", "told", "taugh", "learn", "given", "know", "above", "befor", "previ", "until", "far"},
+		re:       regexp.MustCompile(`\b(?:forget|disregard|ignore|erase|wipe)\s+(?:about\s+)?(?:everything|all(?: of)? (?:that|this|it)|all)\s+(?:you(?:'ve| have)? (?:were |been )?(?:told|taught|learned|given|know)|(?:written |said |stated )?(?:above|before|previously|so far|until now))`),
+		needDist: 48,
+		stems:    []string{"forge", "disre", "ignor", "erase", "wipe"},
+		need:     []string{"every", "told", "taugh", "learn", "given", "know", "above", "befor", "previ", "until", "far"},
 	},
 	{
 		id: "pi.override.user_task", weight: 0.6, mult: thirdParty,
 		// third-party text telling the model to drop what the user asked
-		re:    regexp.MustCompile(`\b(?:ignore|disregard|forget|skip|abandon)\s+(?:the\s+|their\s+|what\s+)?(?:user'?s?|original|human'?s?)\s*(?:request|question|query|task|prompt|instructions?|asked)`),
-		stems: []string{"ignor", "disre", "forge", "skip", "aband"},
-		need:  []string{"user", "users", "origi", "human", "their", "what"},
+		re:       regexp.MustCompile(`\b(?:ignore|disregard|forget|skip|abandon)\s+(?:the\s+|their\s+|what\s+)?(?:user'?s?|original|human'?s?)\s*(?:request|question|query|task|prompt|instructions?|asked)`),
+		needDist: 40,
+		stems:    []string{"ignor", "disre", "forge", "skip", "aband"},
+		need:     []string{"user", "users", "origi", "human", "their", "what"},
 	},
 	{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
@@ -238,10 +244,11 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.tool_poison.conceal", weight: 0.75, mult: toolMeta,
-		re:    regexp.MustCompile(`\b(?:do not|don'?t|never|must not|should not) (?:tell|mention|inform|notify|alert|show|reveal (?:this )?to|disclose (?:this )?to|let) (?:this |it |that )?(?:to )?(?:the )?(?:user|human|operator)s?\b|\bwithout (?:telling|informing|notifying|alerting|asking|showing) (?:the )?(?:user|human)\b|\b(?:keep (?:this|it) (?:secret|hidden) from (?:the )?user|the user (?:must|should) not (?:know|see|find out)|(?:the )?user (?:has )?(?:already )?(?:approved|authorized|consented to) (?:this|all))\b|\bno (?:le )?(?:digas|menciones) (?:nada )?al usuario\b|\bne (?:le )?dis (?:rien )?(?:pas )?a l'utilisateur\b|\bsag(?:e|en sie)? (?:es )?(?:dem )?(?:benutzer|nutzer) nicht\b|\bnao (?:conte|diga|mencione) (?:nada )?ao usuario\b|不要告诉用户|不要让用户知道`),
-		stems: []string{"user", "users", "human", "opera", "usuar", "utili", "benut", "nutze"},
-		need:  []string{"tell", "menti", "infor", "notif", "alert", "show", "revea", "discl", "let", "telli", "askin", "showi", "secre", "hidde", "know", "see", "find", "appro", "autho", "conse", "digas", "dis", "sage", "sagen", "sag", "conte", "diga"},
-		lits:  []string{"不要告诉用户", "不要让用户知道"},
+		re:       regexp.MustCompile(`\b(?:do not|don'?t|never|must not|should not) (?:tell|mention|inform|notify|alert|show|reveal (?:this )?to|disclose (?:this )?to|let) (?:this |it |that )?(?:to )?(?:the )?(?:user|human|operator)s?\b|\bwithout (?:telling|informing|notifying|alerting|asking|showing) (?:the )?(?:user|human)\b|\b(?:keep (?:this|it) (?:secret|hidden) from (?:the )?user|the user (?:must|should) not (?:know|see|find out)|(?:the )?user (?:has )?(?:already )?(?:approved|authorized|consented to) (?:this|all))\b|\bno (?:le )?(?:digas|menciones) (?:nada )?al usuario\b|\bne (?:le )?dis (?:rien )?(?:pas )?a l'utilisateur\b|\bsag(?:e|en sie)? (?:es )?(?:dem )?(?:benutzer|nutzer) nicht\b|\bnao (?:conte|diga|mencione) (?:nada )?ao usuario\b|不要告诉用户|不要让用户知道`),
+		needDist: 48,
+		stems:    []string{"user", "users", "human", "opera", "usuar", "utili", "benut", "nutze"},
+		need:     []string{"tell", "menti", "infor", "notif", "alert", "show", "revea", "discl", "let", "telli", "askin", "showi", "secre", "hidde", "know", "see", "find", "appro", "autho", "conse", "digas", "dis", "sage", "sagen", "sag", "conte", "diga"},
+		lits:     []string{"不要告诉用户", "不要让用户知道"},
 	},
 	{
 		id: "pi.tool_poison.sensitive_file", weight: 0.7, mult: toolMeta,
@@ -262,9 +269,10 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
-		re:    regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
-		stems: []string{"ai", "ais", "assis", "llm", "llms", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "agents"},
-		need:  []string{"must", "shoul", "need", "requi", "have", "atten", "note", "messa", "instr"},
+		re:       regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
+		needDist: 64,
+		stems:    []string{"ai", "ais", "assis", "llm", "llms", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "agents"},
+		need:     []string{"must", "shoul", "need", "requi", "have", "atten", "note", "messa", "instr"},
 	},
 }
 
@@ -376,13 +384,19 @@ func turnStart(s []byte, pos int) bool {
 	return bytes.IndexByte(s[pos:min(len(s), pos+40)], ':') >= 0
 }
 
-// headingStart accepts a word in a markdown heading or at a line start.
+// headingStart accepts a word in a markdown heading ("## system"), or at a
+// line start with a colon following ("admin override:").
 func headingStart(s []byte, pos int) bool {
 	k := pos
+	hash := false
 	for k > 0 && pos-k < 8 && (s[k-1] == '#' || s[k-1] == ' ') {
+		hash = hash || s[k-1] == '#'
 		k--
 	}
-	return k == 0 || s[k-1] == '\n'
+	if k > 0 && s[k-1] != '\n' {
+		return false
+	}
+	return hash || bytes.IndexByte(s[pos:min(len(s), pos+40)], ':') >= 0
 }
 
 // scanInjection runs the prompt-injection rules over text.
@@ -491,7 +505,7 @@ func triggers(s []byte) [][]window {
 		if r.pre != nil && !r.pre(s, t.pos) {
 			continue
 		}
-		if len(r.need) > 0 && !nearNeed(need, t.rule, t.pos) {
+		if len(r.need) > 0 && !nearNeed(need, t.rule, t.pos, r.needDist) {
 			continue
 		}
 		a := max(0, t.pos-winBack)
@@ -516,9 +530,12 @@ func triggers(s []byte) [][]window {
 
 // nearNeed reports whether a need word of rule ri lies within needDist of
 // pos. Need hits are few; a linear scan beats building an index.
-func nearNeed(need []hit, ri, pos int) bool {
+func nearNeed(need []hit, ri, pos, dist int) bool {
+	if dist == 0 {
+		dist = needDist
+	}
 	for _, h := range need {
-		if h.rule == ri && h.pos >= pos-needDist && h.pos <= pos+needDist {
+		if h.rule == ri && h.pos >= pos-dist && h.pos <= pos+dist {
 			return true
 		}
 	}
