@@ -28,7 +28,7 @@ func FuzzVerify(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := newChain(newHasher(nil))
-		res, err := c.verifyFile(bytes.NewReader(data), "fuzz", true)
+		res, err := c.verifyFile(bytes.NewReader(data), "fuzz")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -288,7 +288,7 @@ func verifyPath(c *chain, path string) (fileResult, error) {
 		return fileResult{}, err
 	}
 	defer rf.Close()
-	return c.verifyFile(rf, path, true)
+	return c.verifyFile(rf, path)
 }
 
 // repairTail truncates the torn final line a crash left behind and returns

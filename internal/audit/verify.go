@@ -127,13 +127,13 @@ func VerifyWith(o VerifyOptions, paths ...string) (Report, error) {
 	c := newChain(newHasher(o.Key))
 	c.anchors = o.Anchors
 	var rep Report
-	for i, name := range files {
+	for _, name := range files {
 		rep.Files = append(rep.Files, name)
 		f, err := os.Open(name)
 		if err != nil {
 			return rep, fmt.Errorf("audit: verify: %w", err)
 		}
-		res, err := c.verifyFile(f, name, i == 0)
+		res, err := c.verifyFile(f, name)
 		f.Close()
 		if err != nil {
 			return rep, fmt.Errorf("audit: verify %s: %w", name, err)
@@ -298,9 +298,10 @@ type fileResult struct {
 
 // verifyFile checks every complete line of r against the chain. A trailing
 // partial line is not a problem here; it is returned as torn for the caller
-// to judge (verify fails it, Open repairs it). firstFile says whether r is
-// the first file of the chain being checked.
-func (c *chain) verifyFile(r io.Reader, name string, firstFile bool) (fileResult, error) {
+// to judge (verify fails it, Open repairs it). A chain that has not
+// started yet may start mid-way only at a rotate record on a file's first
+// line.
+func (c *chain) verifyFile(r io.Reader, name string) (fileResult, error) {
 	var res fileResult
 	br := bufio.NewReaderSize(r, 64<<10)
 	var long []byte
@@ -326,7 +327,7 @@ func (c *chain) verifyFile(r io.Reader, name string, firstFile bool) (fileResult
 			return res, err
 		}
 		res.lines++
-		seq, p := c.check(line[:len(line)-1], res.lines == 1, firstFile)
+		seq, p := c.check(line[:len(line)-1], res.lines == 1)
 		if p != "" {
 			res.problem = &Problem{File: name, Line: res.lines, Seq: seq, Reason: p}
 			return res, nil
@@ -340,7 +341,7 @@ var genesis [32]byte
 
 // check verifies one line (without its newline) and advances the chain.
 // It returns the line's seq (0 when unreadable) and a problem, "" if none.
-func (c *chain) check(line []byte, firstLine, firstFile bool) (uint64, string) {
+func (c *chain) check(line []byte, firstLine bool) (uint64, string) {
 	rec, err := c.p.parse(line)
 	if err != nil {
 		return rec.seq, err.Error()
@@ -358,7 +359,7 @@ func (c *chain) check(line []byte, firstLine, firstFile bool) (uint64, string) {
 		}
 		c.first = 1
 	case !c.started:
-		if !(firstFile && firstLine && rec.event == EventRotate) {
+		if !firstLine || rec.event != EventRotate {
 			return rec.seq, fmt.Sprintf("chain starts at seq %d without a rotate record: earlier records deleted", rec.seq)
 		}
 		c.partial = true

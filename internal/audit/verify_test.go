@@ -301,7 +301,7 @@ func TestEveryByteFlipDetected(t *testing.T) {
 		b := append([]byte(nil), orig...)
 		b[i] ^= 0x01
 		c := newChain(newHasher(nil))
-		res, err := c.verifyFile(strings.NewReader(string(b)), "x", true)
+		res, err := c.verifyFile(strings.NewReader(string(b)), "x")
 		if err != nil {
 			t.Fatal(err)
 		}
