@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -250,6 +251,9 @@ func (s *fileSource) reload() error {
 			if err != nil {
 				return err
 			}
+			if b, err = ownAuthorities(td, b); err != nil {
+				return err
+			}
 			next.federated[td] = b
 			return nil
 		})
@@ -285,6 +289,9 @@ func parseOwnFiles(td spiffeid.TrustDomain, certPEM, keyPEM, bundlePEM []byte) (
 	if err != nil {
 		return nil, nil, err
 	}
+	if bundle, err = ownAuthorities(td, bundle); err != nil {
+		return nil, nil, err
+	}
 	// Check the chain, not the clock: an expired SVID is still the newest
 	// one we have (and is logged by the TLS layer's peers), but one that
 	// does not chain to the bundle is a half-written rotation.
@@ -296,6 +303,30 @@ func parseOwnFiles(td spiffeid.TrustDomain, certPEM, keyPEM, bundlePEM []byte) (
 		}
 	}
 	return svid, bundle, nil
+}
+
+// ownAuthorities keeps the CA certificates of bundle b that belong to td:
+// it drops those that name another trust domain in their URI SAN (SPIRE CAs carry spiffe://<trust domain>). spiffe-helper
+// appends federated CAs to svid_bundle.pem with include_federated_domains;
+// trusting them for the own domain would let a partner's CA mint Warden's
+// own IDs. Federated domains are configured, each with its own bundle.
+func ownAuthorities(td spiffeid.TrustDomain, b *x509bundle.Bundle) (*x509bundle.Bundle, error) {
+	var keep []*x509.Certificate
+	for _, c := range b.X509Authorities() {
+		foreign := false
+		for _, u := range c.URIs {
+			if other, err := spiffeid.TrustDomainFromURI(u); err == nil && other != td {
+				foreign = true
+			}
+		}
+		if !foreign {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, fmt.Errorf("bundle has no authority for trust domain %s", td)
+	}
+	return x509bundle.FromX509Authorities(td, keep), nil
 }
 
 // maxJWTBundleBytes bounds a JWKS file; real bundles are a few KiB.

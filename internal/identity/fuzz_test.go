@@ -187,6 +187,11 @@ func FuzzVerifyToken(f *testing.F) {
 // accept or refuse. They are generated rather than kept in testdata so no
 // private key is committed (secret scanners rightly flag them).
 func ownFilesCases(t testing.TB) map[string][3][]byte {
+	c, _ := ownFilesCasesWithCA(t)
+	return c
+}
+
+func ownFilesCasesWithCA(t testing.TB) (map[string][3][]byte, *devca.CA) {
 	t.Helper()
 	ca, other, evil := newCA(t, tdWarden), newCA(t, tdWarden), newCA(t, tdEvil)
 	s1 := issue(t, ca, wardenID, devca.X509Options{})
@@ -218,17 +223,27 @@ func ownFilesCases(t testing.TB) map[string][3][]byte {
 		"bad_truncated_cert":        {ok[0][:len(ok[0])/2], ok[1], ok[2]},
 		"bad_empty_bundle":          {ok[0], ok[1], nil},
 		"bad_key_is_cert":           {ok[0], ok[0], ok[2]},
+		// spiffe-helper's include_federated_domains: the partner CA must not
+		// become an authority for warden.test.
+		"ok_foreign_ca_dropped": {ok[0], ok[1], append(append([]byte{}, ok[2]...), marshal(e, evil.X509Bundle())[2]...)},
+		"bad_only_foreign_ca":   {marshal(e, evil.X509Bundle())[0], ok[1], marshal(e, evil.X509Bundle())[2]},
 	}
-	return cases
+	return cases, evil
 }
 
 func TestParseOwnFiles(t *testing.T) {
-	for name, c := range ownFilesCases(t) {
+	cases, evil := ownFilesCasesWithCA(t)
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			svid, bundle, err := parseOwnFiles(tdWarden, c[0], c[1], c[2])
 			if strings.HasPrefix(name, "ok") {
 				if err != nil || svid.ID != wardenID || bundle.Empty() {
 					t.Fatalf("refused: %v", err)
+				}
+				for _, c := range bundle.X509Authorities() {
+					if c.Equal(evil.Certificate()) {
+						t.Fatal("foreign CA kept in the own bundle")
+					}
 				}
 				return
 			}
