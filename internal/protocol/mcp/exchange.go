@@ -48,6 +48,7 @@ type respAudit struct {
 	unknownResponses          int
 	pinChanges                []string
 	newSession                bool
+	tasksCreated              int
 	streamError               string
 }
 
@@ -142,6 +143,13 @@ func (x *exchange) refuse(m *message, c protocol.Call, d protocol.Decision) (rea
 		}
 		if _, ok := x.p.sessions.serverRequest(x.sess, m.idKey); !ok {
 			return CodeUnknownResponse, "response to a request the server did not send"
+		}
+	}
+	switch m.method {
+	case "tasks/get", "tasks/result", "tasks/cancel":
+		id, _ := c.Resource["task"].(string)
+		if !x.p.tasks.owns(x.b.name, id, x.peer) {
+			return CodeTaskForbidden, "task not found for this identity"
 		}
 	}
 	if m.method == "tools/call" && x.b.pins != nil {
@@ -264,6 +272,9 @@ func (x *exchange) Audit() map[string]any {
 	}
 	if au.unknownResponses > 0 {
 		a["unknown_responses_dropped"] = au.unknownResponses
+	}
+	if au.tasksCreated > 0 {
+		a["tasks_created"] = au.tasksCreated
 	}
 	if au.newSession {
 		a["session_created"] = true

@@ -189,6 +189,7 @@ type Protocol struct {
 	now      func() time.Time
 	backends map[string]*backend
 	sessions *Sessions
+	tasks    *taskStore
 	pinCount *prometheus.CounterVec
 }
 
@@ -246,6 +247,7 @@ func New(backends map[string]map[string]any, deps Deps) (*Protocol, error) {
 		return nil, joinErrs("mcp", errs)
 	}
 	p.sessions = NewSessions(p.now)
+	p.tasks = newTaskStore(p.now)
 	return p, nil
 }
 

@@ -224,6 +224,9 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 						return nil, err
 					}
 				}
+				if err := x.taskResult(method, m.result); err != nil {
+					return nil, err
+				}
 				if method == "initialize" {
 					if v, _ := m.result["protocolVersion"].(string); v != "" {
 						x.version = v
@@ -259,7 +262,7 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 				continue
 			}
 			c, ok := x.serverCall(m)
-			if !ok {
+			if !ok || !x.taskVisible(m) {
 				x.aud.serverDropped++
 				continue
 			}
@@ -310,6 +313,50 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 		}
 	}
 	return kept, nil
+}
+
+// taskResult binds a task the server created for this caller, and keeps
+// only the caller's own tasks in a tasks/list page.
+func (x *exchange) taskResult(method string, result map[string]any) error {
+	if method == "tasks/list" {
+		items, _ := result["tasks"].([]any)
+		kept := make([]any, 0, len(items))
+		for _, it := range items {
+			t, _ := it.(map[string]any)
+			id, _ := t["taskId"].(string)
+			if id != "" && x.p.tasks.owns(x.b.name, id, x.peer) {
+				kept = append(kept, it)
+			} else {
+				x.aud.hidden++
+			}
+		}
+		if _, ok := result["tasks"]; ok {
+			result["tasks"] = kept
+		}
+		return nil
+	}
+	t, ok := result["task"].(map[string]any)
+	if !ok || method == "tasks/get" || method == "tasks/cancel" {
+		return nil
+	}
+	id, _ := t["taskId"].(string)
+	if id == "" {
+		return nil
+	}
+	if x.peer == "" || !x.p.tasks.bind(x.b.name, id, x.peer) {
+		return upstreamErr("task id already bound to another identity, or no identity to bind it to")
+	}
+	x.aud.tasksCreated++
+	return nil
+}
+
+// taskVisible hides another caller's task status notifications.
+func (x *exchange) taskVisible(m *message) bool {
+	if m.method != "notifications/tasks/status" {
+		return true
+	}
+	id, _ := m.params["taskId"].(string)
+	return x.p.tasks.owns(x.b.name, id, x.peer)
 }
 
 // takePending finds the method of the client request a response answers:

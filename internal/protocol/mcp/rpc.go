@@ -38,6 +38,7 @@ const (
 	CodeToolNotApproved    = "tool_not_approved"
 	CodeUnknownResponse    = "unknown_response_id"
 	CodeObligation         = "unsupported_obligation"
+	CodeTaskForbidden      = "task_forbidden"
 )
 
 // rpcCode maps a reason to the JSON-RPC error code clients see.
