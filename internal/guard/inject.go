@@ -224,6 +224,7 @@ var piRules = []*piRule{
 		// https://x.example/log?q={secret} or ...?data=[CONVERSATION]
 		re:    regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
 		stems: []string{"http", "https"},
+		pre:   urlStart,
 	},
 	{
 		id: "pi.exfil.instruction", weight: 0.75, mult: exfil,
@@ -382,6 +383,15 @@ func turnStart(s []byte, pos int) bool {
 		return false
 	}
 	return bytes.IndexByte(s[pos:min(len(s), pos+40)], ':') >= 0
+}
+
+// urlStart accepts "http" or "https" followed by "://".
+func urlStart(s []byte, pos int) bool {
+	k := pos
+	for k < len(s) && isLower(s[k]) {
+		k++
+	}
+	return bytes.HasPrefix(s[k:], []byte("://"))
 }
 
 // headingStart accepts a word in a markdown heading ("## system"), or at a
