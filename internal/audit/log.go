@@ -221,7 +221,10 @@ func OpenWith(cfg config.Audit, baseDir string, o Options) (*Log, error) {
 	}
 	l.setHead()
 	go l.run()
-	l.log.Info("audit log open", "path", path, "mode", modeName(l.strict), "seq", l.seq)
+	// The head in the application log is an anchor kept outside the audit
+	// files (docs/audit.md): verify --anchor SEQ:HASH.
+	seq, head := l.Head()
+	l.log.Info("audit log open", "path", path, "mode", modeName(l.strict), "head_seq", seq, "head_hash", head)
 	return l, nil
 }
 
@@ -509,7 +512,8 @@ func (l *Log) Close() error {
 	if err != nil {
 		return fmt.Errorf("audit: close %s: %w", l.path, err)
 	}
-	l.log.Info("audit log closed", "path", l.path, "seq", l.seq)
+	seq, head := l.Head()
+	l.log.Info("audit log closed", "path", l.path, "head_seq", seq, "head_hash", head)
 	return nil
 }
 
@@ -762,7 +766,7 @@ func (l *Log) rotate() error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("audit: rotate %s: %w", l.path, err)
 	}
-	l.log.Info("audit log rotated", "path", l.path, "rotated", rotated)
+	l.log.Info("audit log rotated", "path", l.path, "rotated", rotated, "head_seq", l.seq, "head_hash", hex.EncodeToString(l.prev[:]))
 	return nil
 }
 

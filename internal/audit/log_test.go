@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -606,5 +607,29 @@ func TestOneWriterPerLog(t *testing.T) {
 	l.Close()
 	if files, _ := Expand(dir); len(files) != 1 {
 		t.Errorf("Expand lists the lock file: %v", files)
+	}
+}
+
+// TestHeadInApplicationLog: open, rotate and close log the head, an anchor
+// outside the audit files; the application log never gets record contents.
+func TestHeadInApplicationLog(t *testing.T) {
+	dir := t.TempDir()
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	l := openLog(t, dir, func(c *config.Audit) { c.RotateBytes = 1200 }, Options{Logger: logger})
+	appendN(t, l, 0, 6)
+	seq, h := l.Head()
+	l.Close()
+	out := buf.String()
+	for _, want := range []string{"audit log open", "audit log rotated", "audit log closed", "head_seq=" + fmt.Sprint(seq) + " head_hash=" + h} {
+		if !strings.Contains(out, want) {
+			t.Errorf("application log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "spiffe://") || strings.Contains(out, "req-") {
+		t.Errorf("application log carries record contents:\n%s", out)
+	}
+	if _, err := ParseAnchor(fmt.Sprintf("%d:%s", seq, h)); err != nil {
+		t.Error(err)
 	}
 }
