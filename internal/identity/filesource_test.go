@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity/devca"
@@ -249,4 +250,37 @@ func TestRotationUnderLoad(t *testing.T) {
 		t.Errorf("want both HTTP/1.1 and h2 exercised, saw %v", protos)
 	}
 	t.Logf("%d requests, %d server certificates, protocols %v, 0 failures", ok.Load(), len(serials), protos)
+}
+
+func TestFederatedBundleFileRotates(t *testing.T) {
+	ca, oldPartner, newPartner := newCA(t, tdWarden), newCA(t, tdPartner), newCA(t, tdPartner)
+	dir := tempDir(t, "svid")
+	writeWarden(t, dir, ca, nil)
+	partnerFile := filepath.Join(t.TempDir(), "partner.pem")
+	writeBundle := func(c *devca.CA) {
+		b, err := c.X509Bundle().Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := devca.WriteFileAtomic(partnerFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeBundle(oldPartner)
+	src := newSource(t, fileSourceCfg(dir, config.FederatedBundle{TrustDomain: tdPartner.Name(), BundleFile: partnerFile}))
+	srv := serveRaw(t, ServerTLSConfig(src, ServerOptions{TrustDomains: []spiffeid.TrustDomain{tdWarden, tdPartner}, RequireClientCert: true}))
+	id := spiffeid.RequireFromPath(tdPartner, "/agent")
+	oldAgent, newAgent := issue(t, oldPartner, id, devca.X509Options{}), issue(t, newPartner, id, devca.X509Options{})
+	accepted := func(svid *x509svid.SVID) bool {
+		res, err := srv.dial(t, agentTLS(svid, ca.X509Bundle()))
+		return err == nil && res.err == nil && res.peer.ID == id
+	}
+	if !accepted(oldAgent) || accepted(newAgent) {
+		t.Fatal("before rotation: want only the old partner CA trusted")
+	}
+	writeBundle(newPartner)
+	eventually(t, "federated bundle rotation", func() bool { return accepted(newAgent) })
+	if accepted(oldAgent) {
+		t.Fatal("old partner CA still trusted after its bundle was replaced")
+	}
 }
