@@ -29,6 +29,10 @@ type piRule struct {
 	// bytes of a trigger for the rule to run: the verb and its object.
 	// Requiring both is what keeps ordinary text from running regexps.
 	need []string
+	// anchored rules match starting at their trigger word: they run once
+	// per trigger, anchored there (reAnch), instead of over a window.
+	anchored bool
+	reAnch   *regexp.Regexp
 	// needDist overrides needDist for this rule: how near the need word
 	// must be (bytes, either side).
 	needDist int
@@ -77,7 +81,8 @@ var piRules = []*piRule{
 		id: "pi.override", weight: 0.9, mult: thirdParty,
 		re:       regexp.MustCompile(`\b` + ovVerb + `\s+(?:` + ovAdj + `\s+){1,5}` + ovObj + `\b`),
 		needDist: 96,
-		stems:    []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "aside", "throw", "atten", "follo", "obey"},
+		stems:    []string{"ignor", "disre", "forge", "skip", "bypas", "overr", "overl", "negle", "omit", "disca", "aband", "set", "throw", "pay", "do", "don", "stop", "no"},
+		anchored: true,
 		need:     []string{"instr", "direc", "comma", "rules", "guide", "guida", "promp", "progr", "const", "restr", "guard", "polic", "order", "train", "filte", "moder", "conte", "conve", "descr", "syste", "messa"},
 		weaken:   regexp.MustCompile(`\b(?:my|me|i)\b`),
 	},
@@ -87,6 +92,7 @@ var piRules = []*piRule{
 		re:       regexp.MustCompile(`\b(?:forget|disregard|ignore|erase|wipe)\s+(?:about\s+)?(?:everything|all(?: of)? (?:that|this|it)|all)\s+(?:you(?:'ve| have)? (?:were |been )?(?:told|taught|learned|given|know)|(?:written |said |stated )?(?:above|before|previously|so far|until now))`),
 		needDist: 48,
 		stems:    []string{"forge", "disre", "ignor", "erase", "wipe"},
+		anchored: true,
 		need:     []string{"every", "told", "taugh", "learn", "given", "know", "above", "befor", "previ", "until", "far"},
 	},
 	{
@@ -95,6 +101,7 @@ var piRules = []*piRule{
 		re:       regexp.MustCompile(`\b(?:ignore|disregard|forget|skip|abandon)\s+(?:the\s+|their\s+|what\s+)?(?:user'?s?|original|human'?s?)\s*(?:request|question|query|task|prompt|instructions?|asked)`),
 		needDist: 40,
 		stems:    []string{"ignor", "disre", "forge", "skip", "aband"},
+		anchored: true,
 		need:     []string{"user", "users", "origi", "human", "their", "what"},
 	},
 	{
@@ -106,15 +113,17 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.override.es", weight: 0.9, mult: thirdParty,
-		re:    regexp.MustCompile(`\b(?:ignora|ignore|ignoren|olvida|olvide|olviden|descarta|descarte|omite|omita|haz caso omiso de|no sigas|deja de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucciones|reglas|indicaciones|directrices|ordenes|normas|restricciones)\b`),
-		stems: []string{"ignor", "olvid", "desca", "omite", "omita", "omiso", "sigas", "segui"},
-		need:  []string{"instr", "regla", "indic", "direc", "orden", "norma", "restr"},
+		re:       regexp.MustCompile(`\b(?:ignora|ignore|ignoren|olvida|olvide|olviden|descarta|descarte|omite|omita|haz caso omiso de|no sigas|deja de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucciones|reglas|indicaciones|directrices|ordenes|normas|restricciones)\b`),
+		stems:    []string{"ignor", "olvid", "desca", "omite", "omita", "haz", "no", "deja"},
+		anchored: true,
+		need:     []string{"instr", "regla", "indic", "direc", "orden", "norma", "restr"},
 	},
 	{
 		id: "pi.override.fr", weight: 0.9, mult: thirdParty,
-		re:    regexp.MustCompile(`\b(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|neglige|negligez|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction)\b(?:\s+\S+){0,5}?\s+(?:instructions|consignes|regles|directives|ordres|restrictions|indications)\b`),
-		stems: []string{"ignor", "oubli", "negli", "tiens", "tenez", "abstr"},
-		need:  []string{"instr", "consi", "regle", "direc", "ordre", "restr", "indic"},
+		re:       regexp.MustCompile(`\b(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|neglige|negligez|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction)\b(?:\s+\S+){0,5}?\s+(?:instructions|consignes|regles|directives|ordres|restrictions|indications)\b`),
+		stems:    []string{"ignor", "oubli", "negli", "ne", "fais", "faite"},
+		anchored: true,
+		need:     []string{"instr", "consi", "regle", "direc", "ordre", "restr", "indic"},
 	},
 	{
 		id: "pi.override.de", weight: 0.9, mult: thirdParty,
@@ -124,15 +133,17 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.override.pt", weight: 0.9, mult: thirdParty,
-		re:    regexp.MustCompile(`\b(?:ignore|ignora|ignorem|esqueca|esquecam|esquece|desconsidere|desconsidera|descarte|nao siga|pare de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucoes|regras|diretrizes|comandos|ordens|orientacoes|restricoes)\b`),
-		stems: []string{"ignor", "esque", "desco", "desca", "siga", "segui"},
-		need:  []string{"instr", "regra", "diret", "coman", "orden", "orien", "restr"},
+		re:       regexp.MustCompile(`\b(?:ignore|ignora|ignorem|esqueca|esquecam|esquece|desconsidere|desconsidera|descarte|nao siga|pare de seguir)\b(?:\s+\S+){0,5}?\s+(?:instrucoes|regras|diretrizes|comandos|ordens|orientacoes|restricoes)\b`),
+		stems:    []string{"ignor", "esque", "desco", "desca", "nao", "pare"},
+		anchored: true,
+		need:     []string{"instr", "regra", "diret", "coman", "orden", "orien", "restr"},
 	},
 	{
 		id: "pi.override.it", weight: 0.9, mult: thirdParty,
-		re:    regexp.MustCompile(`\b(?:ignora|ignorate|dimentica|dimenticate|trascura)\b(?:\s+\S+){0,5}?\s+(?:istruzioni|regole|direttive|indicazioni)\b`),
-		stems: []string{"ignor", "dimen", "trasc"},
-		need:  []string{"istru", "regol", "diret", "indic"},
+		re:       regexp.MustCompile(`\b(?:ignora|ignorate|dimentica|dimenticate|trascura)\b(?:\s+\S+){0,5}?\s+(?:istruzioni|regole|direttive|indicazioni)\b`),
+		stems:    []string{"ignor", "dimen", "trasc"},
+		anchored: true,
+		need:     []string{"istru", "regol", "diret", "indic"},
 	},
 	{
 		id: "pi.override.zh", weight: 0.9, mult: thirdParty,
@@ -330,6 +341,9 @@ func buildPIIndex() *piIndex {
 	}
 	lits := map[string][]int{}
 	for i, r := range piRules {
+		if r.anchored {
+			r.reAnch = regexp.MustCompile(`^(?:` + r.re.String() + `)`)
+		}
 		for _, s := range r.stems {
 			addWord(s, i, false)
 		}
@@ -435,7 +449,15 @@ func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, in
 			if st.expired() {
 				return
 			}
-			for _, m := range r.re.FindAllIndex(n.s[w.a:w.b], -1) {
+			var ms [][]int
+			if r.anchored {
+				if m := r.reAnch.FindIndex(n.s[w.a:w.b]); m != nil {
+					ms = [][]int{m}
+				}
+			} else {
+				ms = r.re.FindAllIndex(n.s[w.a:w.b], -1)
+			}
+			for _, m := range ms {
 				a, b := w.a+m[0], w.a+m[1]
 				if r.lineAnchored && a == w.a && a > 0 && n.s[a-1] != '\n' {
 					continue
@@ -518,6 +540,10 @@ func triggers(s []byte) [][]window {
 		if len(r.need) > 0 && !nearNeed(need, t.rule, t.pos, r.needDist) {
 			continue
 		}
+		if r.anchored {
+			wins[t.rule] = append(wins[t.rule], window{t.pos, min(len(s), t.pos+winFwd)})
+			continue
+		}
 		a := max(0, t.pos-winBack)
 		b := min(len(s), t.pos+winFwd)
 		// Align to word boundaries so \b at a window edge means what it
@@ -531,7 +557,7 @@ func triggers(s []byte) [][]window {
 		wins[t.rule] = append(wins[t.rule], window{a, b})
 	}
 	for ri, ws := range wins {
-		if len(ws) > 1 {
+		if len(ws) > 1 && !piRules[ri].anchored {
 			wins[ri] = mergeWindows(ws)
 		}
 	}
