@@ -188,7 +188,7 @@ func TestGoldenStreams(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "responses", "*.sse"))
 	p := mustNew(t, nil, nil)
 	want := map[string]string{
-		"tools_list_stream":   "id: s1_0\n\n:\nid: s1_1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":0.5,\"progressToken\":1}}\n\nid: s1_2\ndata: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{\"nextCursor\":\"x\",\"tools\":[{\"inputSchema\":{\"type\":\"object\"},\"name\":\"a\"}]}}\n\n",
+		"tools_list_stream":   "id: s1_0\n\n: keepalive\nid: s1_1\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":0.5,\"progressToken\":1}}\n\nid: s1_2\ndata: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{\"nextCursor\":\"x\",\"tools\":[{\"inputSchema\":{\"type\":\"object\"},\"name\":\"a\"}]}}\n\n",
 		"multiline_crlf":      "data: {\"id\":7,\"jsonrpc\":\"2.0\",\"result\":{\"content\":[]}}\n\n",
 		"unknown_id_and_type": "id: x\nretry: 1000\n\n",
 	}

@@ -51,9 +51,8 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 	case ct == "application/json":
 		return x.filterJSON(ctx, resp, env)
 	case ct == "text/event-stream":
-		resp.Body = &sseFilter{x: x, ctx: ctx, env: env, src: resp.Body,
-			rd:  sse.NewReader(resp.Body, sse.ReaderOptions{MaxLine: x.b.opt.MaxMessageBytes, MaxEvent: x.b.opt.MaxMessageBytes, Comments: true}),
-			pre: x.localEvents()}
+		resp.Body = sse.NewFilter(resp.Body, &sseHook{x: x, ctx: ctx, env: env, pre: x.localEvents()},
+			sse.FilterOptions{Reader: sse.ReaderOptions{MaxLine: x.b.opt.MaxMessageBytes, MaxEvent: x.b.opt.MaxMessageBytes}})
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
 		if x.version == Rev20260728 {
@@ -529,96 +528,68 @@ func (x *exchange) checkPin(name string, tool map[string]any) bool {
 	return true
 }
 
-// sseFilter re-emits an upstream event stream event by event: comments as
-// bare keep-alives, priming events (id/retry without data) as they are,
-// message events filtered like a JSON body; anything else is dropped. An
-// event whose messages were all dropped disappears entirely.
-type sseFilter struct {
+// sseHook re-emits an upstream event stream event by event through
+// sse.Filter: comments pass as keep-alives, priming events (id/retry
+// without data) pass as they are, message events are filtered like a JSON
+// body, anything else is dropped. An event whose messages were all dropped
+// disappears entirely. Warden's own answers (refused requests of a batch)
+// go first.
+type sseHook struct {
 	x   *exchange
-	ctx context.Context // request-scoped; the filter lives as long as the response
+	ctx context.Context // request-scoped; the hook lives as long as the response
 	env *protocol.ResponseEnv
-	src io.ReadCloser
-	rd  *sse.Reader
 	pre []byte
-	buf []byte
-	off int
-	err error
 }
 
-func (f *sseFilter) Read(p []byte) (int, error) {
-	for f.off >= len(f.buf) {
-		if f.pre != nil {
-			f.buf, f.off, f.pre = f.pre, 0, nil
-			continue
-		}
-		if f.err != nil {
-			return 0, f.err
-		}
-		f.buf, f.off = f.buf[:0], 0
-		f.fill()
-	}
-	n := copy(p, f.buf[f.off:])
-	f.off += n
-	return n, nil
-}
+var _ sse.Hook = (*sseHook)(nil)
 
-func (f *sseFilter) Close() error { return f.src.Close() }
-
-func (f *sseFilter) fail(err error, label string) {
-	f.err = err
-	f.x.aud.streamError = label
-}
-
-func (f *sseFilter) fill() {
-	ev, err := f.rd.Next()
-	switch {
-	case err == io.EOF:
-		f.err = io.EOF
-		return
-	case err != nil:
-		f.fail(err, "upstream_stream_broken")
-		return
-	}
-	if ev.IsComment {
-		f.buf = append(f.buf, ":\n"...)
-		return
+func (h *sseHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
+	if h.pre != nil {
+		dst, h.pre = append(dst, h.pre...), nil
 	}
 	if ev.Type == "endpoint" {
-		f.fail(upstreamErr("legacy HTTP+SSE endpoint event"), CodeLegacyTransport)
-		return
+		h.x.aud.streamError = CodeLegacyTransport
+		return dst, upstreamErr("legacy HTTP+SSE endpoint event")
 	}
 	if ev.Type != "" && ev.Type != "message" {
-		f.x.aud.serverDropped++
-		return
+		h.x.aud.serverDropped++
+		return dst, nil
 	}
 	out := sse.Event{ID: ev.ID, HasID: ev.HasID, Retry: ev.Retry, HasRetry: ev.HasRetry}
 	if ev.HasData && ev.Data != "" {
-		msgs, batch, err := f.x.processData(f.ctx, f.env, []byte(ev.Data))
+		msgs, batch, err := h.x.processData(h.ctx, h.env, []byte(ev.Data))
 		if err != nil {
-			f.fail(err, "upstream_invalid_event")
-			return
+			h.x.aud.streamError = "upstream_invalid_event"
+			return dst, err
 		}
 		if len(msgs) == 0 {
-			return
+			return dst, nil
 		}
 		var v any = msgs
-		if !batch {
-			if len(msgs) != 1 {
-				v = msgs
-			} else {
-				v = msgs[0]
-			}
+		if !batch && len(msgs) == 1 {
+			v = msgs[0]
 		}
 		b, err := jsonstrict.Marshal(v)
 		if err != nil {
-			f.fail(err, "upstream_invalid_event")
-			return
+			h.x.aud.streamError = "upstream_invalid_event"
+			return dst, err
 		}
 		out.Data, out.HasData = string(b), true
 	} else if !ev.HasID && !ev.HasRetry {
-		return
+		return dst, nil
 	}
-	if f.buf, err = sse.AppendEvent(f.buf, out); err != nil {
-		f.fail(err, "upstream_invalid_event")
+	return sse.AppendEvent(dst, out)
+}
+
+func (h *sseHook) End(dst []byte, reason error) ([]byte, error) {
+	if h.pre != nil {
+		dst, h.pre = append(dst, h.pre...), nil
 	}
+	if reason != nil && h.x.aud.streamError == "" {
+		h.x.aud.streamError = "upstream_stream_broken"
+		if errors.Is(reason, io.ErrClosedPipe) {
+			h.x.aud.streamError = "client_closed"
+		}
+	}
+	return dst, reason
 }
