@@ -233,9 +233,10 @@ var piRules = []*piRule{
 		id: "pi.exfil.template", weight: 0.8, mult: exfil,
 		// A URL whose query is a template for data the model should fill in:
 		// https://x.example/log?q={secret} or ...?data=[CONVERSATION]
-		re:    regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
-		stems: []string{"http", "https"},
-		pre:   urlStart,
+		re:       regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
+		stems:    []string{"http", "https"},
+		pre:      urlStart,
+		anchored: true,
 	},
 	{
 		id: "pi.exfil.instruction", weight: 0.75, mult: exfil,
@@ -259,7 +260,7 @@ var piRules = []*piRule{
 		re:       regexp.MustCompile(`\b(?:do not|don'?t|never|must not|should not) (?:tell|mention|inform|notify|alert|show|reveal (?:this )?to|disclose (?:this )?to|let) (?:this |it |that )?(?:to )?(?:the )?(?:user|human|operator)s?\b|\bwithout (?:telling|informing|notifying|alerting|asking|showing) (?:the )?(?:user|human)\b|\b(?:keep (?:this|it) (?:secret|hidden) from (?:the )?user|the user (?:must|should) not (?:know|see|find out)|(?:the )?user (?:has )?(?:already )?(?:approved|authorized|consented to) (?:this|all))\b|\bno (?:le )?(?:digas|menciones) (?:nada )?al usuario\b|\bne (?:le )?dis (?:rien )?(?:pas )?a l'utilisateur\b|\bsag(?:e|en sie)? (?:es )?(?:dem )?(?:benutzer|nutzer) nicht\b|\bnao (?:conte|diga|mencione) (?:nada )?ao usuario\b|不要告诉用户|不要让用户知道`),
 		needDist: 48,
 		stems:    []string{"user", "users", "human", "opera", "usuar", "utili", "benut", "nutze"},
-		need:     []string{"tell", "menti", "infor", "notif", "alert", "show", "revea", "discl", "let", "telli", "askin", "showi", "secre", "hidde", "know", "see", "find", "appro", "autho", "conse", "digas", "dis", "sage", "sagen", "sag", "conte", "diga"},
+		need:     []string{"tell", "menti", "infor", "notif", "alert", "show", "revea", "discl", "let", "telli", "askin", "showi", "secre", "hidde", "know", "see", "find", "appro", "autho", "conse", "digas", "dis", "sage", "sagen", "sag", "nao", "diga"},
 		lits:     []string{"不要告诉用户", "不要让用户知道"},
 	},
 	{
@@ -282,7 +283,7 @@ var piRules = []*piRule{
 	{
 		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
 		re:       regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
-		needDist: 64,
+		needDist: 32,
 		stems:    []string{"ai", "ais", "assis", "llm", "llms", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "agents"},
 		need:     []string{"must", "shoul", "need", "requi", "have", "atten", "note", "messa", "instr"},
 	},
