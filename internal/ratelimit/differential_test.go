@@ -18,6 +18,12 @@ import (
 // semantics, not two similar ones.
 func TestStoresAgree(t *testing.T) {
 	addr := redistest.Start(t)
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { storesAgree(t, addr, seed) })
+	}
+}
+
+func storesAgree(t *testing.T, addr string, seed uint64) {
 	ctx := context.Background()
 	clk := newClock()
 	mem := newMemoryLimiter(t, clk.Now)
@@ -25,7 +31,7 @@ func TestStoresAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(seed, 2))
 	ids := []string{alice, "spiffe://warden.test/agent/bob"}
 	models := []string{"", "gpt-a", "gpt-b"}
 	limits := []Limits{

@@ -8,30 +8,33 @@ import (
 
 // memStore keeps counters in this process. All counters of one request
 // share the SPIFFE ID, so sharding by ID lets one shard lock make a
-// multi-counter admission atomic; the map key is a struct of the caller's
-// strings, so a steady-state check allocates nothing.
+// multi-counter admission atomic. One entry per scope (identity, or
+// identity × model) holds all three counters, updated in place, so an
+// admission costs two map lookups and, once the scope exists, no
+// allocation; the key is a struct of the caller's strings.
 type memStore struct {
 	seed   maphash.Seed
 	shards []memShard
 }
 
 type memKey struct {
-	kind  kind
 	id    string
-	model string
-	win   int64
+	model string // "" = the identity scope
 }
 
-// memEntry is a GCRA theoretical arrival time or a window's used tokens,
-// and when the entry may be dropped (Unix µs).
-type memEntry struct {
-	v   int64
-	exp int64
+// memScope is one scope's counters. A window counter holds the window it
+// counts; a different window means that counter is empty, the way a Redis
+// key for a new window does not exist yet.
+type memScope struct {
+	tat             int64 // GCRA theoretical arrival time, Unix µs
+	minWin, minUsed int64
+	dayWin, dayUsed int64
+	exp             int64 // when every counter is empty (Unix µs)
 }
 
 type memShard struct {
 	mu        sync.Mutex
-	m         map[memKey]memEntry
+	m         map[memKey]*memScope
 	nextSweep int64
 	_         [40]byte // keep hot shards on separate cache lines
 }
@@ -44,13 +47,60 @@ func newMemStore(shards int) *memStore {
 	}
 	s := &memStore{seed: maphash.MakeSeed(), shards: make([]memShard, shards)}
 	for i := range s.shards {
-		s.shards[i].m = make(map[memKey]memEntry)
+		s.shards[i].m = make(map[memKey]*memScope)
 	}
 	return s
 }
 
 func (s *memStore) shard(id string) *memShard {
 	return &s.shards[maphash.String(s.seed, id)%uint64(len(s.shards))]
+}
+
+// scope returns the scope of c, creating it; last caches the previous
+// lookup, since a request's counters come grouped by scope.
+func (sh *memShard) scope(c counter, last *memKey, lastSc **memScope) *memScope {
+	if *lastSc != nil && last.id == c.id && last.model == c.model {
+		return *lastSc
+	}
+	k := memKey{c.id, c.model}
+	sc := sh.m[k]
+	if sc == nil {
+		sc = &memScope{}
+		sh.m[k] = sc
+	}
+	*last, *lastSc = k, sc
+	return sc
+}
+
+// used is window counter c's tokens (0 when the scope holds another window).
+func (sc *memScope) used(c counter) int64 {
+	if c.kind == kindTokDay {
+		if sc.dayWin == c.win {
+			return sc.dayUsed
+		}
+		return 0
+	}
+	if sc.minWin == c.win {
+		return sc.minUsed
+	}
+	return 0
+}
+
+func (sc *memScope) setUsed(c counter, v int64) {
+	if c.kind == kindTokDay {
+		sc.dayWin, sc.dayUsed = c.win, v
+	} else {
+		sc.minWin, sc.minUsed = c.win, v
+	}
+	sc.exp = max(sc.exp, windowExp(c))
+}
+
+// holds reports whether the scope counts window counter c's window.
+func (sc *memScope) holds(c counter) bool {
+	if c.kind == kindTokDay {
+		return sc.dayWin == c.win && sc.exp > 0
+	}
+	return sc.minWin == c.win && sc.exp > 0
 }
 
 // emission is the GCRA emission interval: one request per period/limit.
@@ -68,13 +118,18 @@ func (s *memStore) admit(_ context.Context, nowUS int64, cs []counter, tokens in
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.sweep(nowUS)
+	var (
+		scopes [maxCounters]*memScope
+		last   memKey
+		lastSc *memScope
+	)
 	ok := true
 	for i, c := range cs {
-		e := sh.m[memKey{c.kind, c.id, c.model, c.win}]
+		sc := sh.scope(c, &last, &lastSc)
+		scopes[i] = sc
 		if c.kind == kindRate {
 			t := emission(c.limit)
-			tat := max(e.v, nowUS)
-			diff := tat + t - nowUS
+			diff := max(sc.tat, nowUS) + t - nowUS
 			if diff > minuteUS {
 				out[i] = state{denied: true, remaining: 0, tatDiff: diff}
 				ok = false
@@ -83,25 +138,25 @@ func (s *memStore) admit(_ context.Context, nowUS int64, cs []counter, tokens in
 			}
 			continue
 		}
-		if e.v+max(tokens, 1) > c.limit {
-			out[i] = state{denied: true, remaining: c.limit - e.v}
+		used := sc.used(c)
+		if used+max(tokens, 1) > c.limit {
+			out[i] = state{denied: true, remaining: c.limit - used}
 			ok = false
 		} else {
-			out[i] = state{remaining: c.limit - e.v - tokens}
+			out[i] = state{remaining: c.limit - used - tokens}
 		}
 	}
 	if !ok {
 		return false, nil
 	}
 	for i, c := range cs {
-		k := memKey{c.kind, c.id, c.model, c.win}
+		sc := scopes[i]
 		if c.kind == kindRate {
-			tat := nowUS + out[i].tatDiff
-			sh.m[k] = memEntry{v: tat, exp: tat}
+			sc.tat = nowUS + out[i].tatDiff
+			sc.exp = max(sc.exp, sc.tat)
 			continue
 		}
-		e := sh.m[k]
-		sh.m[k] = memEntry{v: e.v + tokens, exp: windowExp(c)}
+		sc.setUsed(c, sc.used(c)+tokens)
 	}
 	return true, nil
 }
@@ -114,29 +169,34 @@ func (s *memStore) add(_ context.Context, nowUS int64, cs []counter, delta int64
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.sweep(nowUS)
+	var (
+		last   memKey
+		lastSc *memScope
+	)
 	for i, c := range cs {
-		k := memKey{c.kind, c.id, c.model, c.win}
-		e, found := sh.m[k]
-		if !found && delta < 0 {
+		sc := sh.scope(c, &last, &lastSc)
+		if delta < 0 && !sc.holds(c) {
+			// The window is gone (or never counted): a refund has nothing
+			// to give back, as with a Redis key that expired.
 			out[i] = state{remaining: c.limit}
 			continue
 		}
-		v := max(e.v+delta, 0)
-		sh.m[k] = memEntry{v: v, exp: windowExp(c)}
+		v := max(sc.used(c)+delta, 0)
+		sc.setUsed(c, v)
 		out[i] = state{remaining: c.limit - v}
 	}
 	return nil
 }
 
-// sweep drops expired entries at most once a minute per shard, so memory
-// stays bounded by the callers active in the last day.
+// sweep drops scopes whose counters are all empty, at most once a minute
+// per shard, so memory stays bounded by the callers active in the last day.
 func (sh *memShard) sweep(nowUS int64) {
 	if nowUS < sh.nextSweep {
 		return
 	}
 	sh.nextSweep = nowUS + minuteUS
-	for k, e := range sh.m {
-		if e.exp < nowUS {
+	for k, sc := range sh.m {
+		if sc.exp < nowUS {
 			delete(sh.m, k)
 		}
 	}

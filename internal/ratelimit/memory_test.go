@@ -65,8 +65,8 @@ func TestMemorySweepDropsOldWindows(t *testing.T) {
 		}
 		return n
 	}
-	if got := count(); got != 100 {
-		t.Fatalf("%d entries, want 100", got)
+	if got := count(); got != 50 {
+		t.Fatalf("%d scopes, want 50", got)
 	}
 	clk.Advance(time.Minute)
 	for i := range mem.shards {
@@ -75,7 +75,7 @@ func TestMemorySweepDropsOldWindows(t *testing.T) {
 		mem.shards[i].mu.Unlock()
 	}
 	if got := count(); got != 50 {
-		t.Errorf("%d entries a minute later, want 50 (the token windows are kept a minute past their end)", got)
+		t.Errorf("%d scopes a minute later, want 50 (the token windows are kept a minute past their end)", got)
 	}
 	clk.Advance(time.Minute + time.Second)
 	for i := range mem.shards {
@@ -84,7 +84,7 @@ func TestMemorySweepDropsOldWindows(t *testing.T) {
 		mem.shards[i].mu.Unlock()
 	}
 	if got := count(); got != 0 {
-		t.Errorf("%d entries after every window expired, want 0", got)
+		t.Errorf("%d scopes after every window expired, want 0", got)
 	}
 }
 
