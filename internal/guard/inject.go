@@ -495,7 +495,8 @@ type hit struct{ rule, pos int }
 // rule runs around a trigger only if its pre-check accepts the position and
 // one of its need words occurs within needDist bytes.
 func triggers(s []byte) [][]window {
-	var trig, need []hit
+	var trig []hit
+	var need [][]int // per rule, need-word positions in increasing order
 	// Words: ASCII letter runs (after folding, so most scripts in Latin).
 	for i := 0; i < len(s); {
 		if !isLower(s[i]) {
@@ -513,7 +514,10 @@ func triggers(s []byte) [][]window {
 					trig = append(trig, hit{ri, i})
 				}
 				for _, ri := range sr.need {
-					need = append(need, hit{ri, i})
+					if need == nil {
+						need = make([][]int, len(piRules))
+					}
+					need[ri] = append(need[ri], i)
 				}
 			}
 		}
@@ -538,7 +542,7 @@ func triggers(s []byte) [][]window {
 		if r.pre != nil && !r.pre(s, t.pos) {
 			continue
 		}
-		if len(r.need) > 0 && !nearNeed(need, t.rule, t.pos, r.needDist) {
+		if len(r.need) > 0 && (need == nil || !nearNeed(need[t.rule], t.pos, r.needDist)) {
 			continue
 		}
 		if r.anchored {
@@ -565,18 +569,14 @@ func triggers(s []byte) [][]window {
 	return wins
 }
 
-// nearNeed reports whether a need word of rule ri lies within needDist of
-// pos. Need hits are few; a linear scan beats building an index.
-func nearNeed(need []hit, ri, pos, dist int) bool {
+// nearNeed reports whether a need word lies within dist bytes of pos; need
+// holds one rule's need positions in increasing order.
+func nearNeed(need []int, pos, dist int) bool {
 	if dist == 0 {
 		dist = needDist
 	}
-	for _, h := range need {
-		if h.rule == ri && h.pos >= pos-dist && h.pos <= pos+dist {
-			return true
-		}
-	}
-	return false
+	i := sort.SearchInts(need, pos-dist)
+	return i < len(need) && need[i] <= pos+dist
 }
 
 func mergeWindows(ws []window) []window {
