@@ -11,6 +11,9 @@ var (
 	ErrBudgetExhausted = errors.New("ratelimit: token budget exhausted")
 	// ErrStoreDown: the shared store failed recently and is being skipped.
 	ErrStoreDown = errors.New("ratelimit: store unavailable")
+	// ErrNoIdentity: a limited request without a SPIFFE ID; counting it
+	// under "" would merge strangers into one budget.
+	ErrNoIdentity = errors.New("ratelimit: request without a SPIFFE ID")
 	// ErrSettled: the Reservation was already settled or released.
 	ErrSettled = errors.New("ratelimit: reservation already settled")
 )

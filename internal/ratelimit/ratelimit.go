@@ -335,8 +335,7 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, Resul
 	if res.n > 0 && req.SpiffeID == "" {
 		// Counting an anonymous caller under "" would merge strangers into
 		// one budget; the gateway must not get here without an identity.
-		err := errors.New("ratelimit: request without a SPIFFE ID")
-		return nil, Result{Code: protocol.CodeLimiterError, Err: err, LimitRequests: -1, LimitTokens: -1, RemainingRequests: -1, RemainingTokens: -1}
+		return nil, Result{Code: protocol.CodeLimiterError, Err: ErrNoIdentity, LimitRequests: -1, LimitTokens: -1, RemainingRequests: -1, RemainingTokens: -1}
 	}
 	cs, out := res.cs[:res.n], res.st[:res.n]
 	res.store = l.primary
@@ -351,6 +350,12 @@ func (l *Limiter) Reserve(ctx context.Context, req Request) (*Reservation, Resul
 			err = ErrStoreDown
 		} else if ok, err = l.primary.admit(ctx, nowUS, cs, res.reserved, out); err == nil {
 			l.storeOK()
+		}
+		if err != nil && ctx.Err() != nil {
+			// The caller went away (or its deadline passed) mid-call: not
+			// a store failure, so neither counted nor tripping the breaker.
+			return nil, Result{Code: protocol.CodeLimiterError, Err: fmt.Errorf("ratelimit: admit: %w", ctx.Err()),
+				LimitRequests: -1, RemainingRequests: -1, LimitTokens: -1, RemainingTokens: -1}
 		}
 		if err != nil {
 			l.storeFailed("admit", nowUS, err)

@@ -330,3 +330,28 @@ func TestRedisSlowDenies(t *testing.T) {
 		t.Fatalf("paused Redis: %+v, want denied %s with a deadline error", r, protocol.CodeLimiterError)
 	}
 }
+
+// TestRedisCallerCancelIsNotAnOutage: requests whose clients went away do
+// not count as store failures nor open the breaker.
+func TestRedisCallerCancelIsNotAnOutage(t *testing.T) {
+	addr := redistest.Start(t)
+	clk := newClock()
+	l, err := New(Options{Redis: openStore(t, addr, uniquePrefix(), "deny", time.Second), Now: clk.Now, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := Request{SpiffeID: alice, PerID: Limits{RequestsPerMinute: 100}}
+	for range breakerFailures + 1 {
+		if _, r := l.Reserve(cancelled, req); r.Allowed || !errors.Is(r.Err, context.Canceled) || r.Degraded != "" {
+			t.Fatalf("cancelled caller: %+v, want denied with context.Canceled and no Degraded", r)
+		}
+	}
+	if got := counterValue(t, l.metrics.errors, "admit"); got != 0 {
+		t.Errorf("warden_limiter_errors_total{op=admit} = %v after cancelled callers, want 0", got)
+	}
+	if _, r := l.Reserve(context.Background(), req); !r.Allowed {
+		t.Errorf("next caller denied: %+v (did cancelled callers open the breaker?)", r)
+	}
+}

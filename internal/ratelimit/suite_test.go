@@ -370,3 +370,14 @@ func counterValue(t *testing.T, cv *prometheus.CounterVec, label string) float64
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestReserveEdgeCases(t *testing.T) {
+	l := newMemoryLimiter(t, newClock().Now)
+	_, r := l.Reserve(context.Background(), Request{PerID: Limits{RequestsPerMinute: 1}})
+	if r.Allowed || !errors.Is(r.Err, ErrNoIdentity) {
+		t.Errorf("limited request without an identity: %+v, want denied with ErrNoIdentity", r)
+	}
+	if res, r := l.Reserve(context.Background(), Request{SpiffeID: alice, PerID: Limits{TokensPerDay: 10}, Tokens: -5}); !r.Allowed || res.Reserved() != 0 {
+		t.Errorf("negative estimate: %+v, reserved %d; want allowed, 0 reserved", r, res.Reserved())
+	}
+}
