@@ -117,3 +117,37 @@ func TestBadInputs(t *testing.T) {
 		t.Fatalf("denied: %d %s upstream=%d", st, body, cnt.count())
 	}
 }
+
+// TestBatchNotificationsOnlyForwarded: when the allowed part of a
+// 2025-03-26 batch is only notifications (the server answers 202), the
+// refused requests still get their errors: 202 becomes 200 with the array.
+func TestBatchNotificationsOnlyForwarded(t *testing.T) {
+	up, cnt := echoUpstream(t)
+	p := mustNew(t, nil, nil)
+	h := newHarness(t, p, up.URL, rule{op: "tools/call", allow: false}, rule{allow: true})
+	body := `[{"jsonrpc":"2.0","id":"x1","method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}]`
+	st, resp, _ := rawPost(t, h.srv.URL, alice, nil, body)
+	if st != 200 || !strings.HasPrefix(resp, "[") || !strings.Contains(resp, `"id":"x1"`) || !strings.Contains(resp, "policy_denied") {
+		t.Fatalf("%d %s", st, resp)
+	}
+	if cnt.count() != 1 || cnt.method("tools/call") != 0 {
+		t.Fatalf("upstream saw %d requests, %d tools/call", cnt.count(), cnt.method("tools/call"))
+	}
+}
+
+// TestAllowedOrigin: a configured origin passes, others are 403.
+func TestAllowedOrigin(t *testing.T) {
+	up, cnt := echoUpstream(t)
+	p := mustNew(t, map[string]any{"allowed_origins": []any{"https://app.example"}}, nil)
+	h := newHarness(t, p, up.URL, rule{allow: true})
+	ping := `{"jsonrpc":"2.0","id":1,"method":"ping"}`
+	if st, body, _ := rawPost(t, h.srv.URL, alice, map[string]string{"Origin": "https://app.example"}, ping); st != 200 {
+		t.Fatalf("allowed origin: %d %s", st, body)
+	}
+	if st, _, _ := rawPost(t, h.srv.URL, alice, map[string]string{"Origin": "https://app.example.evil"}, ping); st != 403 {
+		t.Fatalf("other origin: %d", st)
+	}
+	if cnt.count() != 1 {
+		t.Fatalf("upstream saw %d", cnt.count())
+	}
+}
