@@ -294,3 +294,29 @@ func TestRedisRestoresAfterDataLoss(t *testing.T) {
 		t.Errorf("notifications during the data loss: %q, want none", ev)
 	}
 }
+
+// TestRedisResubscribesAfterRestart: a replica whose periodic resync is
+// far away still hears changes after redis-server restarts, because the
+// subscription comes back (and a resubscription triggers a resync).
+func TestRedisResubscribesAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.New(t)
+	prefix := uniquePrefix()
+	a := openRedisStore(t, srv.Addr(), prefix, "deny", nil)
+	cfg := config.Redis{Address: srv.Addr(), KeyPrefix: prefix, Timeout: 500 * time.Millisecond}
+	b, err := openRedis(ctx, cfg, nil, nil, timing{resync: time.Hour, staleAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+
+	srv.Restart()
+	id := "spiffe://warden.test/agent/after-restart"
+	waitFor(t, "a's revoke to go through after the restart", func() bool {
+		return a.Revoke(ctx, Entry{SpiffeID: id}) == nil
+	})
+	waitFor(t, "b to hear of it without its periodic resync", func() bool {
+		_, ok, _ := b.Lookup(id)
+		return ok
+	})
+}
