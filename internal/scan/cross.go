@@ -31,7 +31,7 @@ type workloadRec struct {
 
 type svcRec struct {
 	ns, name, typ string
-	selector      map[string]string
+	selector      labels.Selector // nil: selects nothing
 	external      bool
 }
 
@@ -46,18 +46,18 @@ type netpolRec struct {
 type crossIndex struct {
 	workloads  []workloadRec
 	cands      []aiCandidate
-	services   []svcRec
-	routed     map[string][]string // "ns/service" → routes that reach it from outside
-	netpols    []netpolRec
-	saAuto     map[string]*bool // "ns/sa" → ServiceAccount.automountServiceAccountToken
-	bound      map[string]bool  // "ns/sa" bound by some (Cluster)RoleBinding
+	services   map[string][]svcRec    // by namespace
+	routed     map[string][]string    // "ns/service" → routes that reach it from outside
+	netpols    map[string][]netpolRec // by namespace
+	saAuto     map[string]*bool       // "ns/sa" → ServiceAccount.automountServiceAccountToken
+	bound      map[string]bool        // "ns/sa" bound by some (Cluster)RoleBinding
 	namespaces map[string]objRef
 	nsFirst    map[string]objRef // first pod-bearing object per namespace
 	nsOrder    []string
 }
 
 func newCrossIndex() crossIndex {
-	return crossIndex{routed: map[string][]string{}, saAuto: map[string]*bool{}, bound: map[string]bool{},
+	return crossIndex{services: map[string][]svcRec{}, netpols: map[string][]netpolRec{}, routed: map[string][]string{}, saAuto: map[string]*bool{}, bound: map[string]bool{},
 		namespaces: map[string]objRef{}, nsFirst: map[string]objRef{}}
 }
 
@@ -85,9 +85,12 @@ func (x *crossIndex) addObject(o *Object) {
 		x.namespaces[o.Name] = refOf(o, o.Line)
 	case "Service":
 		typ := getString(o.Raw, "spec", "type")
-		x.services = append(x.services, svcRec{ns: ns, name: o.Name, typ: typ,
-			selector: stringMap(getMap(o.Raw, "spec", "selector")),
-			external: typ == "LoadBalancer" || typ == "NodePort" || len(getSlice(o.Raw, "spec", "externalIPs")) > 0})
+		rec := svcRec{ns: ns, name: o.Name, typ: typ,
+			external: typ == "LoadBalancer" || typ == "NodePort" || len(getSlice(o.Raw, "spec", "externalIPs")) > 0}
+		if sel := stringMap(getMap(o.Raw, "spec", "selector")); len(sel) > 0 {
+			rec.selector = labels.SelectorFromSet(sel)
+		}
+		x.services[ns] = append(x.services[ns], rec)
 	case "ServiceAccount":
 		if v, ok := o.Raw["automountServiceAccountToken"].(bool); ok {
 			x.saAuto[ns+"/"+o.Name] = &v
@@ -139,7 +142,7 @@ func (x *crossIndex) addObject(o *Object) {
 			}
 		}
 	case "networking.k8s.io/NetworkPolicy":
-		x.netpols = append(x.netpols, parseNetpol(o, ns))
+		x.netpols[ns] = append(x.netpols[ns], parseNetpol(o, ns))
 	}
 }
 
@@ -179,8 +182,8 @@ func parseNetpol(o *Object, ns string) netpolRec {
 // with these labels and none of the selecting policies opens it to all.
 func (x *crossIndex) protected(ns string, l map[string]string) bool {
 	selected := false
-	for _, p := range x.netpols {
-		if p.ns != ns || !p.ingress || !p.sel.Matches(labels.Set(l)) {
+	for _, p := range x.netpols[ns] {
+		if !p.ingress || !p.sel.Matches(labels.Set(l)) {
 			continue
 		}
 		if p.openIngress {
@@ -195,8 +198,8 @@ func (x *crossIndex) protected(ns string, l map[string]string) bool {
 // (Ingress, HTTPRoute) that reach pods with these labels.
 func (x *crossIndex) externalExposure(ns string, l map[string]string) []string {
 	var out []string
-	for _, s := range x.services {
-		if s.ns != ns || len(s.selector) == 0 || !labels.SelectorFromSet(s.selector).Matches(labels.Set(l)) {
+	for _, s := range x.services[ns] {
+		if s.selector == nil || !s.selector.Matches(labels.Set(l)) {
 			continue
 		}
 		if s.external {
@@ -221,8 +224,8 @@ func (ss *session) crossRules() {
 	// K8S001: namespaces with workloads but no default-deny policy.
 	for _, ns := range x.nsOrder {
 		deny := false
-		for _, p := range x.netpols {
-			if p.ns == ns && p.defaultDeny {
+		for _, p := range x.netpols[ns] {
+			if p.defaultDeny {
 				deny = true
 				break
 			}
