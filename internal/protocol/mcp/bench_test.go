@@ -80,7 +80,7 @@ func fastAuthz(_ context.Context, calls []protocol.Call) ([]protocol.Decision, e
 
 // opaAuthz decides through the real embedded OPA engine with the default
 // policy library and a roles file, building inputs as the gateway does.
-func opaAuthz(b *testing.B) protocol.Authorizer {
+func opaAuthz(b testing.TB) protocol.Authorizer {
 	dir := b.TempDir()
 	roles := `warden:
   bindings:

@@ -241,7 +241,12 @@ func (x *exchange) Audit() map[string]any {
 				a[k] = v
 			}
 		}
-		if args, ok := r["arguments"]; ok {
+		if _, ok := r["arguments"]; ok {
+			// Size and hash of the canonical arguments as forwarded.
+			args, _ := m.params["arguments"].(map[string]any)
+			if args == nil {
+				args = map[string]any{}
+			}
 			n, sum := digest(args)
 			a["arguments_bytes"], a["arguments_sha256"] = n, sum
 		}

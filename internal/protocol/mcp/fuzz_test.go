@@ -2,12 +2,12 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
@@ -42,9 +42,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("forwarded bytes refused: %v\n%s", err, out)
 		}
-		a, _ := jsonstrict.Marshal(callsTree(calls, x))
-		b, _ := jsonstrict.Marshal(callsTree(y.Calls(), x))
-		if string(a) != string(b) {
+		a, errA := json.Marshal(callsTree(calls, x))
+		b, errB := json.Marshal(callsTree(y.Calls(), x))
+		if errA != nil || errB != nil || string(a) != string(b) {
 			t.Fatalf("forwarded request decides differently:\n%s\n%s", a, b)
 		}
 	})

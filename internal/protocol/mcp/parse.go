@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -432,7 +433,7 @@ func (x *exchange) callFor(m *message) (protocol.Call, error) {
 				return protocol.Call{}, badParams("params.arguments must be an object")
 			}
 		}
-		res["arguments"] = args
+		res["arguments"] = policyValue(args)
 		if _, ok := p["task"]; ok {
 			res["task_augmented"] = true
 		}
@@ -453,7 +454,7 @@ func (x *exchange) callFor(m *message) (protocol.Call, error) {
 			if !ok {
 				return protocol.Call{}, badParams("params.arguments must be an object")
 			}
-			res["arguments"] = args
+			res["arguments"] = policyValue(args)
 		}
 	case "completion/complete":
 		ref, _ := p["ref"].(map[string]any)
@@ -491,6 +492,29 @@ func kindWord(notification bool) string {
 		return "(a notification)"
 	}
 	return "(a request)"
+}
+
+// policyValue deep-copies a parsed value for policy input, turning
+// jsonstrict.Number into json.Number, the number type the policy engine
+// accepts (the text is kept exactly; no float rounding).
+func policyValue(v any) any {
+	switch x := v.(type) {
+	case jsonstrict.Number:
+		return json.Number(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = policyValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = policyValue(e)
+		}
+		return out
+	}
+	return v
 }
 
 // baseResource is what every Call's resource carries.
