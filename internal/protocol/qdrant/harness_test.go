@@ -194,7 +194,9 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	authz := func(ctx context.Context, cs []protocol.Call) ([]protocol.Decision, error) { return h.decide(peer, cs), nil }
+	authz := func(ctx context.Context, cs []protocol.Call) ([]protocol.Decision, error) {
+		return h.decide(peer, cs), nil
+	}
 	if err := x.Response(ctx, resp, &protocol.ResponseEnv{Authorize: authz}); err != nil {
 		h.p.WriteError(w, r, protocol.AsError(err))
 		return
