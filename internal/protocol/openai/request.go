@@ -280,6 +280,11 @@ func (x *exchange) parseResponses() error {
 		// which Warden cannot meter or bind to the caller.
 		return badParam(protocol.CodeInvalidRequest, "background", "background responses are not supported through Warden")
 	}
+	if _, ok := x.tree["prompt"]; ok {
+		// A stored prompt can bring its own model, tools and MCP servers
+		// from OpenAI's side, where Warden cannot see or authorize them.
+		return badParam(protocol.CodeInvalidRequest, "prompt", "stored prompts are not supported through Warden")
+	}
 	if s, ok, err := jsonstrict.GetString(x.tree, "previous_response_id"); err != nil {
 		return fieldError(err, "previous_response_id")
 	} else if ok {
