@@ -3,6 +3,7 @@ package qdrant
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/protocol"
@@ -277,6 +278,9 @@ func resolve(method, path string) (*match, *protocol.Error) {
 			return nil, errf(http.StatusBadRequest, CodeInvalidPath, "invalid path")
 		}
 	}
+	if best.op == "points.get" && !validPointID(m.params[0]) {
+		return nil, errf(http.StatusBadRequest, CodeInvalidPath, "invalid point id")
+	}
 	return m, nil
 }
 
@@ -370,4 +374,35 @@ func digits(s string) bool {
 		}
 	}
 	return true
+}
+
+// validPointID accepts the ExtendedPointId spellings Qdrant parses in a
+// path: an unsigned 64-bit integer, or a UUID (simple, hyphenated, braced
+// or urn:uuid:). Anything else would be refused upstream anyway.
+func validPointID(s string) bool {
+	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return true
+	}
+	u := s
+	if len(u) > 9 && strings.EqualFold(u[:9], "urn:uuid:") {
+		u = u[9:]
+	} else if strings.HasPrefix(u, "{") && strings.HasSuffix(u, "}") {
+		u = u[1 : len(u)-1]
+	}
+	switch len(u) {
+	case 32:
+	case 36:
+		if u[8] != '-' || u[13] != '-' || u[18] != '-' || u[23] != '-' {
+			return false
+		}
+		u = strings.ReplaceAll(u, "-", "")
+	default:
+		return false
+	}
+	for i := 0; i < len(u); i++ {
+		if _, ok := unhex(u[i]); !ok {
+			return false
+		}
+	}
+	return len(u) == 32
 }
