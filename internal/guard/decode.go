@@ -67,8 +67,9 @@ func (s *Scanner) scanEncoded(st *scan, text string, depth int) {
 			i++
 		}
 	}
-	if rot := rot13Candidate(text); rot != "" {
-		s.rescanDecoded(st, rot, 0, len(text), depth, "pi.encoded.rot13")
+	// The injection pass counted words that are rot13 of trigger stems.
+	if st.rot13 >= 2 {
+		s.rescanDecoded(st, rot13(text), 0, len(text), depth, "pi.encoded.rot13")
 	}
 }
 
@@ -192,14 +193,9 @@ func decodeEscaped(tok string) (string, string, bool) {
 }
 
 // rot13Stems are folded trigger stems whose rot13 form in a text suggests
-// the text is rot13 of an injection.
-var rot13Stems = func() map[uint64]bool {
-	m := map[uint64]bool{}
-	for _, w := range []string{"ignor", "disre", "instr", "previ", "syste", "promp", "forge", "bypas", "overr"} {
-		m[packStem([]byte(rot13(w)))] = true
-	}
-	return m
-}()
+// the text is rot13 of an injection. They sit in the trigger index, so the
+// check costs nothing beyond the trigger pass.
+var rot13Stems = []string{"ignor", "disre", "instr", "previ", "syste", "promp", "forge", "bypas", "overr"}
 
 func rot13(s string) string {
 	b := []byte(s)
@@ -212,40 +208,6 @@ func rot13(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// rot13Candidate returns rot13(text) when at least two words of text are
-// rot13 of injection trigger stems, else "". It costs one pass over the
-// ASCII letters.
-func rot13Candidate(text string) string {
-	hits := 0
-	var w [stemLen]byte
-	for i := 0; i < len(text); {
-		c := text[i] | 0x20
-		if c < 'a' || c > 'z' {
-			i++
-			continue
-		}
-		j, n := i, 0
-		for j < len(text) && (text[j]|0x20) >= 'a' && (text[j]|0x20) <= 'z' {
-			if n < stemLen {
-				w[n] = text[j] | 0x20
-				n++
-			}
-			j++
-		}
-		if n == stemLen || j-i == n {
-			k := packStem(w[:min(j-i, stemLen)])
-			if rot13Stems[k] {
-				hits++
-				if hits >= 2 {
-					return rot13(text)
-				}
-			}
-		}
-		i = j
-	}
-	return ""
 }
 
 // rescanDecoded scans decoded (the payload of original[start:end]) one level

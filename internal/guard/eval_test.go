@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // evalRow is one labelled example of testdata/guard/eval/*.jsonl.
@@ -202,9 +203,11 @@ func TestEval(t *testing.T) {
 	}
 }
 
+// newTestScanner is the default scanner with a generous deadline: tests
+// run on loaded CI machines, and the budget tests configure their own.
 func newTestScanner(t testing.TB) *Scanner {
 	t.Helper()
-	s, err := New(Config{})
+	s, err := New(Config{Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

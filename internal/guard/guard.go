@@ -313,6 +313,8 @@ type scan struct {
 	findings   []Finding
 	decoded    int // bytes decoded so far
 	overBudget bool
+	// rot13 counts words that are rot13 of injection triggers.
+	rot13 int
 }
 
 func (st *scan) add(f Finding) {

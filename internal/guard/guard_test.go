@@ -252,6 +252,10 @@ func TestBudgets(t *testing.T) {
 		}
 	})
 	t.Run("pathological regex input", func(t *testing.T) {
+		s, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Long runs that every rule's window and every repetition sees.
 		text := strings.Repeat("ignore ", 20000) + strings.Repeat("key=", 20000) + strings.Repeat("a", 200000)
 		start := time.Now()

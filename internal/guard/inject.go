@@ -300,7 +300,10 @@ type piIndex struct {
 	lits [256][]litTrigger
 }
 
-type stemRules struct{ trig, need []int }
+type stemRules struct {
+	trig, need []int
+	rot13      bool
+}
 
 func bloomBit(k uint64) (int, uint64) {
 	h := (k * 0x9E3779B97F4A7C15) >> 48
@@ -356,6 +359,14 @@ func buildPIIndex() *piIndex {
 				lits[l] = append(lits[l], i)
 			}
 		}
+	}
+	for _, w := range rot13Stems {
+		k := packStem([]byte(rot13(w)))
+		sr := ix.words[k]
+		sr.rot13 = true
+		ix.words[k] = sr
+		i, bit := bloomBit(k)
+		ix.bloom[i] |= bit
 	}
 	keys := make([]string, 0, len(lits))
 	for l := range lits {
@@ -435,7 +446,8 @@ func (s *Scanner) scanInjection(st *scan, text string, depth int) {
 // around them and reports matches through span (folded → original offsets).
 // prefix, when set, is prepended to rule ids (for decoded payloads).
 func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, int), prefix string) {
-	wins := triggers(n.s)
+	wins, rot := triggers(n.s)
+	st.rot13 += rot
 	var best map[string]int // rule id + start → finding index
 	for ri, ws := range wins {
 		if len(ws) == 0 {
@@ -494,7 +506,8 @@ type hit struct{ rule, pos int }
 // triggers returns, per rule, the merged windows in which it must run. A
 // rule runs around a trigger only if its pre-check accepts the position and
 // one of its need words occurs within needDist bytes.
-func triggers(s []byte) [][]window {
+func triggers(s []byte) ([][]window, int) {
+	rot := 0
 	var trig []hit
 	var need [][]int // per rule, need-word positions in increasing order
 	// Words: ASCII letter runs (after folding, so most scripts in Latin).
@@ -510,6 +523,9 @@ func triggers(s []byte) [][]window {
 		k := packStem(s[i:j])
 		if bi, bit := bloomBit(k); index.bloom[bi]&bit != 0 {
 			if sr, ok := index.words[k]; ok {
+				if sr.rot13 {
+					rot++
+				}
 				for _, ri := range sr.trig {
 					trig = append(trig, hit{ri, i})
 				}
@@ -534,7 +550,7 @@ func triggers(s []byte) [][]window {
 		}
 	}
 	if len(trig) == 0 {
-		return nil
+		return nil, rot
 	}
 	wins := make([][]window, len(piRules))
 	for _, t := range trig {
@@ -566,7 +582,7 @@ func triggers(s []byte) [][]window {
 			wins[ri] = mergeWindows(ws)
 		}
 	}
-	return wins
+	return wins, rot
 }
 
 // nearNeed reports whether a need word lies within dist bytes of pos; need
