@@ -81,18 +81,23 @@ func fastAuthz(_ context.Context, calls []protocol.Call) ([]protocol.Decision, e
 // opaAuthz decides through the real embedded OPA engine with the default
 // policy library and a roles file, building inputs as the gateway does.
 func opaAuthz(b testing.TB) protocol.Authorizer {
+	return opaAuthzWith(b, `
+        - backend: be
+          actions: [invoke]
+          operations: ["tools/call"]
+          resources: {tool: ["tool_0*", "tool_2*", "tool_4*"]}
+`)
+}
+
+// opaAuthzWith is opaAuthz with alice's permissions given as YAML list items.
+func opaAuthzWith(b testing.TB, permissions string) protocol.Authorizer {
 	dir := b.TempDir()
 	roles := `warden:
   bindings:
     ` + alice + `: [tools]
   roles:
     tools:
-      permissions:
-        - backend: be
-          actions: [invoke]
-          operations: ["tools/call"]
-          resources: {tool: ["tool_0*", "tool_2*", "tool_4*"]}
-`
+      permissions:` + permissions
 	if err := os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(roles), 0o600); err != nil {
 		b.Fatal(err)
 	}

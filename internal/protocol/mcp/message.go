@@ -202,16 +202,24 @@ var clientMethods = map[string]methodInfo{
 	"notifications/tasks/status":       {action: protocol.ActionRead, notification: true},
 }
 
+// ActionServerRequest is the action of server→client requests that make
+// the client act for the server (sampling spends the caller's LLM budget
+// on a server-chosen prompt; elicitation asks the user, possibly for a
+// URL; roots/list reveals the file system layout). It is deliberately not
+// one of the four coarse actions, so a role granting "*" or invoke on the
+// backend does not let its servers sample or elicit: a role must list it.
+const ActionServerRequest = "server_request"
+
 // serverMethods is every server→client method; others are dropped.
 var serverMethods = map[string]methodInfo{
 	"ping":                                     {action: protocol.ActionRead},
-	"sampling/createMessage":                   {action: protocol.ActionInvoke},
-	"elicitation/create":                       {action: protocol.ActionInvoke},
-	"roots/list":                               {action: protocol.ActionRead},
-	"tasks/get":                                {action: protocol.ActionRead},
-	"tasks/result":                             {action: protocol.ActionRead},
-	"tasks/list":                               {action: protocol.ActionRead},
-	"tasks/cancel":                             {action: protocol.ActionWrite},
+	"sampling/createMessage":                   {action: ActionServerRequest},
+	"elicitation/create":                       {action: ActionServerRequest},
+	"roots/list":                               {action: ActionServerRequest},
+	"tasks/get":                                {action: ActionServerRequest},
+	"tasks/result":                             {action: ActionServerRequest},
+	"tasks/list":                               {action: ActionServerRequest},
+	"tasks/cancel":                             {action: ActionServerRequest},
 	"notifications/message":                    {action: protocol.ActionRead, notification: true},
 	"notifications/progress":                   {action: protocol.ActionRead, notification: true},
 	"notifications/cancelled":                  {action: protocol.ActionRead, notification: true},

@@ -33,5 +33,27 @@ func TestRealPolicyEngine(t *testing.T) {
 			t.Fatalf("%s: allow=%v reasons=%v", tc.body, ds[0].Allow, ds[0].Reasons)
 		}
 	}
-	_ = protocol.ActionInvoke
+	// Server→client sampling: a coarse "*" grant does not allow it; only a
+	// role listing server_request does.
+	sampling := &message{kind: kindRequest, id: "s1", idKey: "s:s1", method: "sampling/createMessage", params: map[string]any{}}
+	x, err := parseReq(p, http.Header{hdrVersion: {Rev20251125}}, []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := x.serverCall(sampling)
+	if !ok {
+		t.Fatal("no call for sampling")
+	}
+	for perms, want := range map[string]bool{
+		"\n        - {backend: be, actions: [\"*\"]}\n":          false,
+		"\n        - {backend: be, actions: [server_request]}\n": true,
+	} {
+		ds, err := opaAuthzWith(t, perms)(context.Background(), []protocol.Call{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds[0].Allow != want {
+			t.Errorf("permissions %q: sampling allow=%v, want %v (%v)", perms, ds[0].Allow, want, ds[0].Reasons)
+		}
+	}
 }
