@@ -218,6 +218,16 @@ type result struct {
 // do sends one request as peer and parses the (Qdrant-shaped) response.
 func (h *harness) do(peer, method, path, body string) result {
 	h.t.Helper()
+	ctype := ""
+	if body != "" {
+		ctype = "application/json"
+	}
+	return h.doType(peer, method, path, ctype, body)
+}
+
+// doType is do with an explicit Content-Type.
+func (h *harness) doType(peer, method, path, ctype, body string) result {
+	h.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -226,8 +236,8 @@ func (h *harness) do(peer, method, path, body string) result {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set(peerHeader, peer)
 	resp, err := http.DefaultClient.Do(req)

@@ -246,7 +246,7 @@ func resolve(method, path string) (*match, *protocol.Error) {
 	for i := range routes {
 		r := &routes[i]
 		params, score, ok := matchSegs(r.segs, segs)
-		if !ok {
+		if !ok || r.op == "points.get" && !validPointID(params[len(params)-1]) {
 			continue
 		}
 		pathKnown = true
@@ -277,9 +277,6 @@ func resolve(method, path string) (*match, *protocol.Error) {
 		if p == "" || p == "." || p == ".." {
 			return nil, errf(http.StatusBadRequest, CodeInvalidPath, "invalid path")
 		}
-	}
-	if best.op == "points.get" && !validPointID(m.params[0]) {
-		return nil, errf(http.StatusBadRequest, CodeInvalidPath, "invalid point id")
 	}
 	return m, nil
 }

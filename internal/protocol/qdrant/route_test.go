@@ -117,15 +117,16 @@ func TestUnclassifiedDenied(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{"POST", "/collections/kb/points/unknown", 405},
+		{"POST", "/collections/kb/points/unknown", 404},
 		{"POST", "/collections/kb/points/unknown/x", 404},
 		{"POST", "/collections/kb/points/query/extra/deep", 404},
 		{"GET", "/Collections", 404},
 		{"GET", "/collections/kb/POINTS/1", 404},
 		{"POST", "/v1/chat/completions", 404},
-		{"GET", "/collections/kb/points/query", 400},
-		{"GET", "/collections/kb/points/-1", 400},
-		{"GET", "/collections/kb/points/18446744073709551616", 400},
+		{"GET", "/collections/kb/points/query", 405},
+		{"GET", "/collections/kb/points/-1", 404},
+		{"GET", "/collections/kb/points/18446744073709551616", 404},
+		{"POST", "/collections/kb/points/1", 405},
 		{"DELETE", "/collections/kb/points", 405},
 		{"PUT", "/collections/kb/points/search", 405},
 		{"GET", "/collections/k%25b", 400},
