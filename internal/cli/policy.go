@@ -154,6 +154,7 @@ func printTestResults(w io.Writer, results []policy.TestResult, verbose bool) er
 func newPolicyEvalCmd(e *env) *cobra.Command {
 	var f policyFlags
 	var inputPath, format string
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "eval [-c FILE | --policy PATH... --data FILE...] --input FILE",
 		Short: "Print the decision and reasons for an input document",
@@ -186,6 +187,9 @@ when the policy fails to load or evaluate (which the gateway treats as deny).`,
 			pc, base, err := f.resolve()
 			if err != nil {
 				return err
+			}
+			if timeout > 0 {
+				pc.Timeout = timeout
 			}
 			eng, err := policy.New(cmd.Context(), pc, base, nil, nil)
 			if err != nil {
@@ -227,5 +231,6 @@ when the policy fails to load or evaluate (which the gateway treats as deny).`,
 	f.register(cmd, true)
 	cmd.Flags().StringVarP(&inputPath, "input", "i", "", "input document (JSON); - for standard input")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "evaluation timeout (default: the config's policy.timeout, else 100ms)")
 	return cmd
 }

@@ -48,20 +48,20 @@ func TestPolicyTestCommand(t *testing.T) {
 
 func TestPolicyEvalCommand(t *testing.T) {
 	input := `{"subject": {"spiffe_id": "spiffe://example.org/agent/support"}, "resource": {"kind": "qdrant", "backend": "kb"}, "action": "read", "operation": "points.search"}`
-	code, out, errOut := runPolicyCLI(t, input, "policy", "eval", "--data", "../../policies/roles.example.yaml", "--input", "-")
+	code, out, errOut := runPolicyCLI(t, input, "policy", "eval", "--timeout", "1m", "--data", "../../policies/roles.example.yaml", "--input", "-")
 	if code != 0 || !strings.Contains(out, "decision:    allow") || !strings.Contains(out, "allowed_by_role:support-reader") {
 		t.Errorf("allow: code %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 
 	in := writePolicyFile(t, t.TempDir(), "in.json", strings.Replace(input, `"read"`, `"write"`, 1))
-	code, out, _ = runPolicyCLI(t, "", "policy", "eval", "--data", "../../policies/roles.example.yaml", "--input", in, "--format", "json")
+	code, out, _ = runPolicyCLI(t, "", "policy", "eval", "--timeout", "1m", "--data", "../../policies/roles.example.yaml", "--input", in, "--format", "json")
 	if code != 0 || !strings.Contains(out, `"allow": false`) || !strings.Contains(out, "no_matching_role") {
 		t.Errorf("deny: code %d, stdout:\n%s", code, out)
 	}
 
 	dir := t.TempDir()
 	writePolicyFile(t, dir, "p.rego", "package warden.authz\n\ndecision := {\"allow\": \"yes\"}\n")
-	code, out, errOut = runPolicyCLI(t, input, "policy", "eval", "--policy", dir, "--input", "-")
+	code, out, errOut = runPolicyCLI(t, input, "policy", "eval", "--timeout", "1m", "--policy", dir, "--input", "-")
 	if code != 1 || !strings.Contains(out, "policy_error") || !strings.Contains(errOut, "malformed") {
 		t.Errorf("malformed decision: code %d, stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

@@ -150,7 +150,9 @@ type callerGrants struct {
 }
 
 type grant struct {
-	role      string
+	role string
+	// reason is "allowed_by_role:<role>", built once.
+	reason    string
 	backend   string
 	anyAction bool
 	actions   []string
@@ -203,7 +205,7 @@ func parseGrants(v ast.Value) (*callerGrants, error) {
 }
 
 func parseGrant(role string, v ast.Value) (grant, error) {
-	p := grant{role: role}
+	p := grant{role: role, reason: "allowed_by_role:" + role}
 	obj, ok := v.(ast.Object)
 	if !ok {
 		return p, errors.New("want an object")
@@ -285,7 +287,8 @@ func (g *callerGrants) decide(in *Input) (protocol.Decision, error) {
 	if len(g.roles) == 0 {
 		return protocol.Decision{Reasons: []string{"no_binding_for_identity"}}, nil
 	}
-	var matched []*grant
+	var buf [8]*grant // most calls match one or two permissions
+	matched := buf[:0]
 	for i := range g.grants {
 		ok, err := g.grants[i].permits(in)
 		if err != nil {
@@ -298,11 +301,14 @@ func (g *callerGrants) decide(in *Input) (protocol.Decision, error) {
 	if len(matched) == 0 {
 		return protocol.Decision{Reasons: []string{"no_matching_role"}}, nil
 	}
-	merged := ast.NewObject()
+	var merged ast.Object
 	var conflicts []string
 	for _, p := range matched {
-		if p.obligations == nil {
+		if p.obligations == nil || p.obligations.Len() == 0 {
 			continue
+		}
+		if merged == nil {
+			merged = ast.NewObject()
 		}
 		for _, k := range p.obligations.Keys() {
 			val := p.obligations.Get(k)
@@ -332,12 +338,11 @@ func (g *callerGrants) decide(in *Input) (protocol.Decision, error) {
 	}
 	d := protocol.Decision{Allow: true}
 	for _, p := range matched { // grouped by role, roles sorted
-		r := "allowed_by_role:" + p.role
-		if n := len(d.Reasons); n == 0 || d.Reasons[n-1] != r {
-			d.Reasons = append(d.Reasons, r)
+		if n := len(d.Reasons); n == 0 || d.Reasons[n-1] != p.reason {
+			d.Reasons = append(d.Reasons, p.reason)
 		}
 	}
-	if merged.Len() > 0 {
+	if merged != nil && merged.Len() > 0 {
 		m, err := ast.JSON(merged)
 		if err != nil {
 			return protocol.Decision{}, fmt.Errorf("obligations: %w", err)

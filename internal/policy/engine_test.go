@@ -22,8 +22,14 @@ import (
 
 var fixedNow = time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
 
+// newEngine builds an engine with a fixed clock. Unless a test sets one,
+// the timeout is generous: tests run on loaded machines and must not fail
+// on a slow evaluation (TestFailClosed sets its own for the timeout case).
 func newEngine(t testing.TB, cfg config.Policy) *Engine {
 	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = time.Minute
+	}
 	e, err := New(context.Background(), cfg, "", nil, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -396,7 +402,7 @@ func TestReload(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"p.rego": allow})
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
-	e, err := New(context.Background(), config.Policy{Paths: []string{dir}}, "", slog.New(slog.NewTextHandler(&logs, nil)), reg)
+	e, err := New(context.Background(), config.Policy{Paths: []string{dir}, Timeout: time.Minute}, "", slog.New(slog.NewTextHandler(&logs, nil)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +532,7 @@ func TestWatchReturnsOnCancel(t *testing.T) {
 
 func TestDecisionsMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e, err := New(context.Background(), config.Policy{Data: []string{"../../policies/roles.example.yaml"}}, "", nil, reg)
+	e, err := New(context.Background(), config.Policy{Data: []string{"../../policies/roles.example.yaml"}, Timeout: time.Minute}, "", nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,4 +597,9 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 
 func configExample() config.Policy {
 	return config.Policy{Data: []string{"../../policies/roles.example.yaml"}}
+}
+
+// config0 is the example library with the benchmark's bench-* roles.
+func config0() config.Policy {
+	return config.Policy{Data: []string{"testdata/data/bench.yaml"}}
 }
