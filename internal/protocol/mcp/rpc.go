@@ -63,13 +63,18 @@ func rpcCode(reason string) int {
 
 // errorObject is a JSON-RPC error response for id.
 func errorObject(id any, reason, message string) map[string]any {
+	data := map[string]any{"reason": reason}
+	if reason == CodeUnsupportedVersion {
+		// 2026-07-28 UnsupportedProtocolVersionError: clients renegotiate from it.
+		data["supported"] = []string{Rev20260728, Rev20251125, Rev20250618, Rev20250326}
+	}
 	return map[string]any{
 		"jsonrpc": "2.0",
 		"id":      id,
 		"error": map[string]any{
 			"code":    int64(rpcCode(reason)),
 			"message": message,
-			"data":    map[string]any{"reason": reason},
+			"data":    data,
 		},
 	}
 }
