@@ -81,6 +81,27 @@ func normalize(text string) *normText {
 	var prev rune
 	for i := 0; i < len(text); {
 		c := text[i]
+		if c > ' ' && c < 0x7f {
+			// Hot path: a run of printable ASCII, folded with local slices.
+			s, off := n.s, n.off
+			j := i
+			for ; j < len(text); j++ {
+				c := text[j]
+				if c <= ' ' || c >= 0x7f {
+					break
+				}
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				s = append(s, c)
+				off = append(off, int32(j))
+			}
+			n.s, n.off = s, off
+			lastSpace = false
+			prev = rune(text[j-1])
+			i = j
+			continue
+		}
 		if c < utf8.RuneSelf {
 			switch {
 			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
