@@ -451,4 +451,4 @@ func mapsEqual(a, b map[string]any) bool {
 	return string(x) == string(y)
 }
 
-var _ = qdranttest.Point{}
+type qdranttestPoint = qdranttest.Point
