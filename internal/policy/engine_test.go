@@ -22,13 +22,20 @@ import (
 
 var fixedNow = time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
 
-// newEngine builds an engine with a fixed clock. Unless a test sets one,
-// the timeout is generous: tests run on loaded machines and must not fail
+// newEngine builds an engine with a fixed clock and, unless the test says
+// otherwise, no Rego tests on load. Unless a test sets one, the timeout is
+// generous: tests run on loaded machines and must not fail
 // on a slow evaluation (TestFailClosed sets its own for the timeout case).
 func newEngine(t testing.TB, cfg config.Policy) *Engine {
 	t.Helper()
 	if cfg.Timeout == 0 {
 		cfg.Timeout = time.Minute
+	}
+	if cfg.TestOnLoad == nil {
+		// The library's Rego suite runs in TestCheckEmbeddedWithExample and
+		// TestTestOnLoadOff; running it for every engine only slows -race.
+		off := false
+		cfg.TestOnLoad = &off
 	}
 	e, err := New(context.Background(), cfg, "", nil, nil)
 	if err != nil {
