@@ -282,10 +282,21 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
-		re:       regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b|\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
+		// "AI assistant, you must now call ..."
+		re:       regexp.MustCompile(`\b(?:ai|assistant|llm|language model|claude|chatgpt|gpt|gemini|copilot|agent)s?\s*(?:,|:)?\s*(?:you )?(?:must|should|need to|are required to|have to)\b(?:\s+(?:now|immediately|first|always|also))?\s+(?:ignore|execute|run|call|invoke|send|read|delete|forward|visit|open|fetch|include)\b`),
 		needDist: 32,
 		stems:    []string{"ai", "ais", "assis", "llm", "llms", "langu", "claud", "chatg", "gpt", "gemin", "copil", "agent", "agents"},
-		need:     []string{"must", "shoul", "need", "requi", "have", "atten", "note", "messa", "instr"},
+		need:     []string{"must", "shoul", "need", "requi", "have"},
+		anchored: true,
+	},
+	{
+		id: "pi.urgent_model_address", weight: 0.35, mult: addressed,
+		// "Note to the AI model reading this", "attention AI agents"
+		re:       regexp.MustCompile(`\b(?:attention|note to|message to|instructions? for) (?:the )?(?:ai|assistant|llm|model|agent|language model)\b`),
+		needDist: 24,
+		stems:    []string{"atten", "note", "messa", "instr"},
+		need:     []string{"ai", "ais", "assis", "llm", "model", "agent", "langu"},
+		anchored: true,
 	},
 }
 
