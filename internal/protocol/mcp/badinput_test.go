@@ -67,6 +67,7 @@ func TestBadInputs(t *testing.T) {
 		{"notification method as request", nil, `{"jsonrpc":"2.0","id":7,"method":"notifications/initialized"}`, 400, "invalid_request"},
 		{"tools/call without name", nil, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{}}`, 400, "invalid_request"},
 		{"tools/call arguments not object", nil, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":"rm -rf"}}`, 400, "invalid_request"},
+		{"homoglyph tool name", nil, `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"send_emaіl"}}`, 403, CodeInvalidToolName},
 		{"response the server never asked", nil, `{"jsonrpc":"2.0","id":9,"result":{}}`, 400, CodeUnknownResponse},
 		{"oversized", nil, `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("a", 5000) + `"}}`, 413, "body_too_large"},
 		{"text/plain", map[string]string{"Content-Type": "text/plain"}, ping, 415, "unsupported_media_type"},

@@ -49,6 +49,7 @@ type respAudit struct {
 	pinChanges                []string
 	newSession                bool
 	tasksCreated              int
+	badNames                  int
 	streamError               string
 }
 
@@ -150,6 +151,11 @@ func (x *exchange) refuse(m *message, c protocol.Call, d protocol.Decision) (rea
 		id, _ := c.Resource["task"].(string)
 		if !x.p.tasks.owns(x.b.name, id, x.peer) {
 			return CodeTaskForbidden, "task not found for this identity"
+		}
+	}
+	if m.method == "tools/call" {
+		if name, _ := c.Resource["tool"].(string); !validToolName(name) {
+			return CodeInvalidToolName, "tool name outside [A-Za-z0-9_.-]{1,128}"
 		}
 	}
 	if m.method == "tools/call" && x.b.pins != nil {
@@ -277,6 +283,9 @@ func (x *exchange) Audit() map[string]any {
 	}
 	if au.unknownResponses > 0 {
 		a["unknown_responses_dropped"] = au.unknownResponses
+	}
+	if au.badNames > 0 {
+		a["invalid_tool_names"] = au.badNames
 	}
 	if au.tasksCreated > 0 {
 		a["tasks_created"] = au.tasksCreated

@@ -213,3 +213,31 @@ func TestGoldenStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidToolNamesHidden: names outside [A-Za-z0-9_.-]{1,128} (here a
+// Cyrillic homoglyph and an invisible character) never reach the client.
+func TestInvalidToolNamesHidden(t *testing.T) {
+	p := mustNew(t, nil, nil)
+	x, err := parseReq(p, http.Header{hdrVersion: {Rev20251125}}, []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Forward(context.Background(), allow(1)); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"send_email"},{"name":"send_emaіl"},{"name":"send\u200bemail"},{"name":"` + strings.Repeat("a", 129) + `"}]}}`
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}
+	env := &protocol.ResponseEnv{Authorize: func(_ context.Context, calls []protocol.Call) ([]protocol.Decision, error) {
+		return allow(len(calls)), nil
+	}}
+	if err := x.Response(context.Background(), resp, env); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	if string(out) != `{"id":7,"jsonrpc":"2.0","result":{"tools":[{"name":"send_email"}]}}` {
+		t.Fatalf("got %s", out)
+	}
+	if a := x.Audit(); a["invalid_tool_names"] != 3 {
+		t.Fatalf("audit %v", a)
+	}
+}

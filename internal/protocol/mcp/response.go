@@ -443,8 +443,11 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 		switch method {
 		case "tools/list":
 			name, _ := obj["name"].(string)
-			if name == "" {
+			if !validToolName(name) {
+				// Homoglyphs, invisible characters and lookalikes are how one
+				// tool shadows another; 2025-11-25 names are [A-Za-z0-9_.-]{1,128}.
 				x.aud.hidden++
+				x.aud.badNames++
 				continue
 			}
 			if !x.checkPin(name, obj) {
@@ -499,6 +502,19 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 		result["cacheScope"] = "private"
 	}
 	return nil
+}
+
+func validToolName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPin records a listed tool's pin status and header bindings and

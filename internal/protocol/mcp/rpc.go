@@ -39,6 +39,7 @@ const (
 	CodeUnknownResponse    = "unknown_response_id"
 	CodeObligation         = "unsupported_obligation"
 	CodeTaskForbidden      = "task_forbidden"
+	CodeInvalidToolName    = "invalid_tool_name"
 )
 
 // rpcCode maps a reason to the JSON-RPC error code clients see.
