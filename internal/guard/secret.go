@@ -63,6 +63,7 @@ type secretEngine struct {
 	trie    *ahocorasick.Trie
 	byKW    map[string][]int // lowercased keyword → rule indexes
 	always  []int            // rules without keywords
+	kws     []string         // trie pattern number → keyword
 	global  []*config.Allowlist
 	version string
 }
@@ -155,6 +156,7 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 		}
 	}
 	e.trie = ahocorasick.NewTrieBuilder().AddStrings(kws).Build()
+	e.kws = kws
 	return e
 }
 
@@ -211,11 +213,14 @@ const (
 
 // scan runs the secret rules over text.
 func (e *secretEngine) scan(st *scan, text string) {
-	lower := asciiLower(text)
+	lb := lowerPool.Get().(*[]byte)
+	defer lowerPool.Put(lb)
+	*lb = asciiLowerInto((*lb)[:0], text)
+	lowerB := *lb
 	wins := make(map[int][]window)
 	add := func(ri, pos int, kw string) {
 		r := &e.rules[ri]
-		if !r.plausible(text, lower, pos, kw) {
+		if !r.plausible(text, pos, kw) {
 			return
 		}
 		var a, b int
@@ -244,11 +249,13 @@ func (e *secretEngine) scan(st *scan, text string) {
 		}
 		wins[ri] = append(ws, window{a, b})
 	}
-	for _, m := range e.trie.MatchString(lower) {
-		for _, ri := range e.byKW[m.MatchString()] {
-			add(ri, int(m.Pos()), m.MatchString())
+	e.trie.Walk(lowerB, func(end, n, pattern int64) bool {
+		kw := e.kws[pattern]
+		for _, ri := range e.byKW[kw] {
+			add(ri, int(end-n+1), kw)
 		}
-	}
+		return true
+	})
 	for _, ri := range e.always {
 		wins[ri] = []window{{0, len(text)}}
 	}
@@ -313,7 +320,7 @@ func preferSpecific(fs []Finding) []Finding {
 }
 
 // plausible applies the rule's necessary conditions at a keyword hit.
-func (r *secretRule) plausible(text, lower string, pos int, kw string) bool {
+func (r *secretRule) plausible(text string, pos int, kw string) bool {
 	end := pos + len(kw)
 	if re := r.prefix[kw]; re != nil && !re.MatchString(text[end:min(len(text), end+200)]) {
 		return false
@@ -504,16 +511,18 @@ func shannon(s string) float64 {
 	return h
 }
 
-// asciiLower lowercases ASCII only, keeping byte offsets (strings.ToLower
-// may change the length of non-ASCII text).
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+var lowerPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// asciiLowerInto appends s lowercased (ASCII only) to dst.
+func asciiLowerInto(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 32
+			c += 32
 		}
+		dst = append(dst, c)
 	}
-	return string(b)
+	return dst
 }
 
 func isTokenByte(c byte) bool {
