@@ -79,6 +79,12 @@ func (e *Engine) DecideMany(ctx context.Context, ins []*Input) ([]protocol.Decis
 	}
 	cache := make(map[Subject]entry, 1)
 	for i, in := range ins {
+		if in == nil {
+			out[i] = failed(ReasonError)
+			e.metrics.errs.Inc()
+			errs = append(errs, fmt.Errorf("item %d: %w: nil input", i, ErrInput))
+			continue
+		}
 		subj := in.Subject.complete()
 		ent, ok := cache[subj]
 		if !ok {

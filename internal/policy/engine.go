@@ -215,6 +215,9 @@ func asTerm(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }
 // policy_undefined, together with a non-nil error saying why.
 func (e *Engine) Decide(ctx context.Context, in *Input) (protocol.Decision, error) {
 	v := e.cur.Load()
+	if in == nil {
+		return e.fail(v, ReasonError, fmt.Errorf("%w: nil input", ErrInput))
+	}
 	now := in.Time
 	if now.IsZero() {
 		now = e.now()

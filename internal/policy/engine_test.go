@@ -585,6 +585,18 @@ func TestCustomPolicyHasNoFastPath(t *testing.T) {
 	}
 }
 
+func TestNilInputDenies(t *testing.T) {
+	e := newEngine(t, configExample())
+	if d, err := e.Decide(context.Background(), nil); !errors.Is(err, ErrInput) || d.Allow {
+		t.Errorf("Decide(nil) = %+v, %v", d, err)
+	}
+	ok := &Input{Subject: Subject{SpiffeID: "spiffe://example.org/pipeline/training"}, Resource: map[string]any{"backend": "kb"}, Action: "read"}
+	ds, err := e.DecideMany(context.Background(), []*Input{nil, ok})
+	if !errors.Is(err, ErrInput) || len(ds) != 2 || ds[0].Allow || !ds[1].Allow {
+		t.Errorf("DecideMany(nil, ok) = %+v, %v", ds, err)
+	}
+}
+
 func TestDecideManyEmpty(t *testing.T) {
 	e := newEngine(t, config.Policy{})
 	ds, err := e.DecideMany(context.Background(), nil)
