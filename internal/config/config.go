@@ -219,6 +219,10 @@ type Audit struct {
 	// QueueTimeout bounds how long a request waits for room in the audit
 	// queue before failing closed. Default 1s.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
+	// KeyFile holds a secret that keys the hash chain (HMAC-SHA256), so that
+	// rewriting the log needs the key, not just SHA-256. Optional; verify
+	// with `warden audit verify --key-file`.
+	KeyFile string `yaml:"key_file"`
 }
 
 // Revocation configures the kill switch store.

@@ -335,7 +335,7 @@ func (c *Config) Validate() error {
 	if c.Audit.Mode != "strict" && c.Audit.Mode != "batched" {
 		v.add("audit.mode", "must be strict or batched, not %q", c.Audit.Mode)
 	}
-	if c.Audit.MaxBatch < 0 {
+	if c.Audit.MaxBatch <= 0 {
 		v.add("audit.max_batch", "must be positive")
 	}
 	switch c.Revocation.Store {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -149,7 +150,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	if opts.Audit != nil {
 		g.audit = opts.Audit
 	} else {
-		g.auditLog, err = audit.Open(cfg.Audit, base, g.log.With("component", "audit"), g.reg, g.now)
+		ao := audit.Options{Logger: g.log.With("component", "audit"), Registerer: g.reg, Now: g.now}
+		if cfg.Audit.KeyFile != "" {
+			if ao.Key, err = os.ReadFile(cfg.Resolve(cfg.Audit.KeyFile)); err != nil {
+				return nil, fmt.Errorf("gateway: audit key: %w", err)
+			}
+		}
+		g.auditLog, err = audit.OpenWith(cfg.Audit, base, ao)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: audit: %w", err)
 		}

@@ -604,3 +604,28 @@ func TestRateLimitObligation(t *testing.T) {
 		t.Errorf("reader limited by limited's budget: %d", resp.StatusCode)
 	}
 }
+
+// TestExpiredOnKeptAliveConnection: a connection opened with a valid SVID
+// must stop working once that SVID expires, although the handshake is not
+// repeated.
+func TestExpiredOnKeptAliveConnection(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newTestEnv(t, envOpts{gwOpts: Options{Now: clock}})
+	short, err := e.dev.CA.IssueX509(readerID, devca.X509Options{TTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clients["short"] = e.dev.Client(short, wardenID)
+	if resp, _ := e.do("short", "GET", "/x", ""); resp.StatusCode != 200 {
+		t.Fatalf("fresh SVID: %d", resp.StatusCode)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	resp, body := e.do("short", "GET", "/x", "")
+	if resp.StatusCode != 401 || errCode(t, body) != "unauthenticated" {
+		t.Fatalf("expired SVID on a kept-alive connection: %d %s", resp.StatusCode, body)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/identity"
+	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/protocol"
 	"github.com/wardenhq/warden/internal/protocol/generic"
@@ -195,6 +196,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := h.record(st, "decision", calls, decisions)
 	rec.Decision = "allow"
 	rec.Reasons = reasonsOf(decisions, "allowed")
+	if lim != nil && lim.Degraded() != "" {
+		// Admitted by this replica's local counters while Redis was down.
+		rec.Reasons = append(rec.Reasons, lim.Degraded())
+	}
 	if err := g.audit.Append(ctx, rec); err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "audit write failed; refusing to forward",
 			slog.String("request_id", st.id), slog.Any("error", err))
@@ -220,6 +225,10 @@ func (h *handler) authenticate(r *http.Request) (identity.Peer, *protocol.Error)
 		}
 		if !h.tdAccept[p.ID.TrustDomain()] {
 			return identity.Peer{}, &protocol.Error{Status: http.StatusUnauthorized, Code: protocol.CodeUnauthenticated, Message: "trust domain not accepted on this listener", Err: errors.New(p.ID.String())}
+		}
+		// A kept-alive connection can outlive the certificate it was opened with.
+		if p.Expired(h.g.now()) {
+			return identity.Peer{}, &protocol.Error{Status: http.StatusUnauthorized, Code: protocol.CodeUnauthenticated, Message: "client X.509-SVID has expired; reconnect with a current one", Err: identity.ErrExpired}
 		}
 		return p, nil
 	}
@@ -438,7 +447,7 @@ func auditResource(res map[string]any) map[string]any {
 	out := make(map[string]any, len(res))
 	for k, v := range res {
 		switch t := v.(type) {
-		case nil, bool, string, int, int64, float64, json.Number:
+		case nil, bool, string, int, int64, float64, jsonstrict.Number:
 			if s, ok := t.(string); ok && len(s) > 512 {
 				out[k] = s[:512]
 				continue
@@ -468,7 +477,7 @@ func auditResource(res map[string]any) map[string]any {
 func allScalars(vs []any) bool {
 	for _, v := range vs {
 		switch v.(type) {
-		case nil, bool, string, int, int64, float64, json.Number:
+		case nil, bool, string, int, int64, float64, jsonstrict.Number:
 		default:
 			return false
 		}

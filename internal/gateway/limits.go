@@ -20,6 +20,8 @@ type grant interface {
 	Release()
 	// Headers are the remaining-budget headers for the client.
 	Headers() http.Header
+	// Degraded says how a limiter store failure was handled ("" = it wasn't).
+	Degraded() string
 }
 
 type limitErr struct {
@@ -94,6 +96,8 @@ func (r reservation) Settle(ctx context.Context, actual int64) {
 }
 
 func (r reservation) Release() { _ = r.r.Release(context.Background()) }
+
+func (r reservation) Degraded() string { return r.r.Result().Degraded }
 
 func (r reservation) Headers() http.Header {
 	h := http.Header{}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 )
 
@@ -14,14 +13,35 @@ warden:
   bindings:
     spiffe://warden.test/agent/support: [support-reader]
     spiffe://warden.test/pipeline/training: [full-access]
+    spiffe://warden.test/agent/intern: [budgeted-small]
+    spiffe://warden.test/agent/batch: [streaming-small]
   roles:
     support-reader:
-      description: Customer support agent - may call the LLM and read the knowledge base.
+      description: Customer support agent - may call the small model and read the knowledge base.
       permissions:
         - backend: llm
-          actions: [invoke, read]
+          actions: [invoke]
+          resources: {model: [small]}
+        - backend: llm
+          actions: [read]
         - backend: kb
           actions: [read]
+    budgeted-small:
+      description: An agent with a tiny token budget.
+      permissions:
+        - backend: llm
+          actions: [invoke]
+          resources: {model: [small]}
+          obligations:
+            limits: {tokens_per_minute: 50}
+    streaming-small:
+      description: A batch agent whose budget runs out in the middle of a stream.
+      permissions:
+        - backend: llm
+          actions: [invoke]
+          resources: {model: [small]}
+          obligations:
+            limits: {tokens_per_minute: 200}
     full-access:
       description: Training pipeline - everything on every backend.
       permissions:
@@ -91,34 +111,4 @@ func newDemoKB() http.Handler {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	})
-}
-
-// newDemoLLM is a minimal OpenAI-compatible chat endpoint.
-func newDemoLLM() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Model    string `json:"model"`
-			Messages []struct {
-				Content string `json:"content"`
-			} `json:"messages"`
-		}
-		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req)
-		words := 0
-		for _, m := range req.Messages {
-			words += len(strings.Fields(m.Content))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"id": "chatcmpl-demo", "object": "chat.completion", "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-				"message": map[string]any{"role": "assistant", "content": "Ticket 4711: customer asks for a refund."}}},
-			"usage": map[string]any{"prompt_tokens": words * 4 / 3, "completion_tokens": 9, "total_tokens": words*4/3 + 9},
-		})
-	})
-	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"small","object":"model","owned_by":"demo"},{"id":"large","object":"model","owned_by":"demo"}]}`)
-	})
-	return mux
 }

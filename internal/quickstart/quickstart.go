@@ -14,15 +14,18 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/devenv"
 	"github.com/wardenhq/warden/internal/gateway"
+	"github.com/wardenhq/warden/internal/protocol/llmtest"
 )
 
 // TrustDomain is the quickstart's dev trust domain.
@@ -37,6 +40,8 @@ var (
 	SupportID      = spiffeid.RequireFromString("spiffe://warden.test/agent/support")
 	TrainingID     = spiffeid.RequireFromString("spiffe://warden.test/pipeline/training")
 	UnregisteredID = spiffeid.RequireFromString("spiffe://warden.test/agent/unregistered")
+	InternID       = spiffeid.RequireFromString("spiffe://warden.test/agent/intern")
+	BatchID        = spiffeid.RequireFromString("spiffe://warden.test/agent/batch")
 )
 
 // Options configure a run.
@@ -59,6 +64,7 @@ type Env struct {
 	DataURL   string
 	AdminAddr string
 	clients   map[string]*http.Client
+	llm       *llmtest.Server
 }
 
 // Run executes the quickstart and returns an error unless every scenario
@@ -133,7 +139,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if _, err = env.Mint("warden", WardenID, "localhost"); err != nil {
 		return nil, err
 	}
-	agents := map[string]spiffeid.ID{"support": SupportID, "training": TrainingID, "unregistered": UnregisteredID, "admin": AdminID}
+	agents := map[string]spiffeid.ID{"support": SupportID, "training": TrainingID, "unregistered": UnregisteredID, "admin": AdminID, "intern": InternID, "batch": BatchID}
 	for name, id := range agents {
 		svid, err := env.Mint(name, id)
 		if err != nil {
@@ -152,10 +158,17 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
-	llmAddr, err := env.Serve(llmSVID, WardenID, newDemoLLM())
+	// The demo LLM is OpenAI-compatible and streams 400 deltas per answer.
+	llm, err := llmtest.Start(llmtest.Config{
+		Chunks: 400,
+		Models: []string{"small", "large"},
+		TLS:    tlsconfig.MTLSServerConfig(llmSVID, env.CA.X509Bundle(), tlsconfig.AuthorizeID(WardenID)),
+	})
 	if err != nil {
 		return nil, err
 	}
+	env.llm = llm
+	llmAddr := strings.TrimPrefix(llm.URL, "https://")
 	kbAddr, err := env.Serve(kbSVID, WardenID, newDemoKB())
 	if err != nil {
 		return nil, err
@@ -191,6 +204,9 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 func (env *Env) Close() {
 	if env.Gateway != nil {
 		env.Gateway.Close()
+	}
+	if env.llm != nil {
+		env.llm.Close()
 	}
 	env.Env.Close()
 }

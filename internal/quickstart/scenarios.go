@@ -22,7 +22,9 @@ type Result struct {
 	Reason    string
 	Status    int
 	RequestID string
-	OK        bool
+	// Note replaces Reason when a step's check has more to say.
+	Note string
+	OK   bool
 }
 
 // step is one request and what must happen to it.
@@ -35,11 +37,15 @@ type step struct {
 	desc   string // shown instead of method+path when set
 	// before runs first (e.g. revoke via the admin API).
 	before func(ctx context.Context, env *Env) error
+	// check inspects a response body; it returns what to show as the reason
+	// and whether the expectation held.
+	check func(body string) (string, bool)
 }
 
 // Steps are the seed scenarios. Later issues append theirs.
 func (env *Env) steps() []step {
 	chat := `{"model":"small","messages":[{"role":"user","content":"Summarise ticket 4711"}]}`
+	chatLarge := `{"model":"large","messages":[{"role":"user","content":"Summarise ticket 4711"}]}`
 	return []step{
 		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chat, want: 200},
 		{caller: "training", method: "POST", path: "/v1/chat/completions", body: chat, want: 200},
@@ -55,6 +61,22 @@ func (env *Env) steps() []step {
 		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chat, want: 200,
 			desc: "unrevoke support, then chat", before: func(ctx context.Context, env *Env) error {
 				return env.admin(ctx, http.MethodDelete, "/v1/revocations?spiffe_id="+url.QueryEscape(SupportID.String()), "")
+			}},
+		// LLM: which model, how much.
+		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 403, desc: "chat with model large"},
+		{caller: "training", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 200, desc: "chat with model large"},
+		{caller: "support", method: "GET", path: "/v1/models", want: 200, desc: "list models",
+			check: func(body string) (string, bool) {
+				ok := strings.Contains(body, `"small"`) && !strings.Contains(body, `"large"`)
+				return "sees only: small", ok
+			}},
+		{caller: "intern", method: "POST", path: "/v1/chat/completions", want: 429, desc: "chat, max_tokens 100 > budget 50/min",
+			body: `{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
+		{caller: "batch", method: "POST", path: "/v1/chat/completions", want: 200, desc: "stream past budget 200/min",
+			body: `{"model":"small","stream":true,"max_tokens":16,"messages":[{"role":"user","content":"write a lot"}]}`,
+			check: func(body string) (string, bool) {
+				cut := strings.Contains(body, "budget_exhausted") && !strings.Contains(body, "[DONE]")
+				return fmt.Sprintf("stream cut off at budget after %d events", strings.Count(body, "data: ")-1), cut
 			}},
 	}
 }
@@ -110,6 +132,11 @@ func (env *Env) run(ctx context.Context, s step) Result {
 	r.Status = resp.StatusCode
 	r.RequestID = resp.Header.Get("X-Request-Id")
 	r.OK = resp.StatusCode == s.want
+	if s.check != nil {
+		note, ok := s.check(string(b))
+		r.OK = r.OK && ok
+		r.Note = note
+	}
 	if resp.StatusCode < 300 {
 		r.Decision = "allow"
 	} else {
@@ -146,6 +173,9 @@ func FillReasons(path string, rs []Result) error {
 	for i := range rs {
 		if why, ok := reasons[rs[i].RequestID]; ok && why != "" {
 			rs[i].Reason = why
+		}
+		if rs[i].Note != "" {
+			rs[i].Reason = rs[i].Note
 		}
 	}
 	return sc.Err()
