@@ -155,11 +155,12 @@ func (r *StreamRedactor) emit(final bool) []byte {
 	buf = append(buf, r.tail...)
 	buf = append(buf, r.pending...)
 	st := &scan{s: r.s, ctx: context.Background(), c: r.c}
+	text := string(buf)
 	if r.s.secret {
-		r.s.secrets.scan(st, string(buf))
+		r.s.secrets.scan(st, text)
 	}
 	if r.s.pii {
-		scanPII(st, string(buf))
+		scanPII(st, text)
 	}
 	fs := make([]Finding, 0, len(st.findings))
 	for _, f := range st.findings {
