@@ -9,7 +9,7 @@ import (
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
-func parse(t *testing.T, p *Protocol, method, target, body string) (protocol.Exchange, error) {
+func parse(t testing.TB, p *Protocol, method, target, body string) (protocol.Exchange, error) {
 	t.Helper()
 	r := httptest.NewRequest(method, "http://q"+target, strings.NewReader(body))
 	if body != "" {
