@@ -21,6 +21,22 @@ import (
 // the operator approves. It speaks to the server directly, not through
 // Warden: the pins describe the server, not one caller's filtered view.
 func FetchTools(ctx context.Context, client *http.Client, endpoint string) ([]map[string]any, error) {
+	d, err := FetchServer(ctx, client, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return d.Tools, nil
+}
+
+// ServerDefinitions is what a server tells every client about itself and
+// what pinning approves.
+type ServerDefinitions struct {
+	Tools        []map[string]any
+	Instructions string
+}
+
+// FetchServer is FetchTools plus the server's instructions.
+func FetchServer(ctx context.Context, client *http.Client, endpoint string) (*ServerDefinitions, error) {
 	c := &miniClient{hc: client, url: endpoint}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
@@ -34,6 +50,8 @@ func FetchTools(ctx context.Context, client *http.Client, endpoint string) ([]ma
 		return nil, fmt.Errorf("mcp: initialize: %w", err)
 	}
 	c.version, _ = init["protocolVersion"].(string)
+	out := &ServerDefinitions{}
+	out.Instructions, _ = init["instructions"].(string)
 	defer c.close(ctx)
 	if err := c.notify(ctx, "notifications/initialized"); err != nil {
 		return nil, fmt.Errorf("mcp: initialized: %w", err)
@@ -62,7 +80,8 @@ func FetchTools(ctx context.Context, client *http.Client, endpoint string) ([]ma
 		}
 		next, _ := res["nextCursor"].(string)
 		if next == "" {
-			return tools, nil
+			out.Tools = tools
+			return out, nil
 		}
 		cursor = next
 	}

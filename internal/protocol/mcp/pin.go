@@ -29,6 +29,44 @@ type Pins struct {
 	Version int                   `json:"version"`
 	Backend string                `json:"backend"`
 	Tools   map[string]PinnedTool `json:"tools"`
+	// Instructions pins the server's instructions (initialize or
+	// server/discover result), which clients add to the model's context
+	// just like tool descriptions. Nil when the server had none.
+	Instructions *PinnedText `json:"instructions,omitempty"`
+}
+
+// PinnedText is an approved text and its SHA-256.
+type PinnedText struct {
+	SHA256 string `json:"sha256"`
+	Text   string `json:"text"`
+}
+
+func textHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// PinInstructions records the server's instructions as approved ("" means
+// the server has none, and any later instructions are a change).
+func (p *Pins) PinInstructions(text string) {
+	if text == "" {
+		p.Instructions = nil
+		return
+	}
+	p.Instructions = &PinnedText{SHA256: textHash(text), Text: text}
+}
+
+// checkInstructions returns the pin status of served instructions.
+func (p *Pins) checkInstructions(text string) string {
+	switch {
+	case p.Instructions == nil && text == "":
+		return pinMatch
+	case p.Instructions == nil:
+		return pinUnpinned
+	case textHash(text) != p.Instructions.SHA256:
+		return pinChanged
+	}
+	return pinMatch
 }
 
 // PinnedTool is one approved definition. Definition is kept so reviewers
@@ -97,7 +135,11 @@ func (p *Pins) Marshal() ([]byte, error) {
 		t := p.Tools[n]
 		tools[n] = map[string]any{"sha256": t.SHA256, "definition": t.Definition}
 	}
-	b, err := jsonstrict.Marshal(map[string]any{"version": PinsVersion, "backend": p.Backend, "tools": tools})
+	doc := map[string]any{"version": PinsVersion, "backend": p.Backend, "tools": tools}
+	if p.Instructions != nil {
+		doc["instructions"] = map[string]any{"sha256": p.Instructions.SHA256, "text": p.Instructions.Text}
+	}
+	b, err := jsonstrict.Marshal(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +174,15 @@ func ParsePins(data []byte) (*Pins, error) {
 	tools, ok := root["tools"].(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("mcp: pins: tools must be an object")
+	}
+	if iv, ok := root["instructions"]; ok {
+		in, _ := iv.(map[string]any)
+		sum, _ := in["sha256"].(string)
+		text, _ := in["text"].(string)
+		if text == "" || sum != textHash(text) {
+			return nil, fmt.Errorf("mcp: pins: instructions: sha256 does not match the text")
+		}
+		p.Instructions = &PinnedText{SHA256: sum, Text: text}
 	}
 	for name, v := range tools {
 		t, ok := v.(map[string]any)

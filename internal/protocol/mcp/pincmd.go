@@ -84,14 +84,15 @@ func PinBackend(ctx context.Context, cfg *config.Config, o PinOptions) (*PinResu
 		return nil, err
 	}
 	defer closeFn()
-	tools, err := FetchTools(ctx, client, endpoint)
+	defs, err := FetchServer(ctx, client, endpoint)
 	if err != nil {
 		return nil, err
 	}
-	pins, err := NewPins(o.Backend, tools)
+	pins, err := NewPins(o.Backend, defs.Tools)
 	if err != nil {
 		return nil, err
 	}
+	pins.PinInstructions(defs.Instructions)
 	res := &PinResult{Path: out, Tools: len(pins.Tools)}
 	if old, err := LoadPins(out); err == nil {
 		res.Added, res.Changed, res.Removed = diffPins(old, pins)
@@ -127,6 +128,9 @@ func diffPins(old, cur *Pins) (added, changed, removed []string) {
 		if _, ok := cur.Tools[n]; !ok {
 			removed = append(removed, n)
 		}
+	}
+	if (old.Instructions == nil) != (cur.Instructions == nil) || old.Instructions != nil && old.Instructions.SHA256 != cur.Instructions.SHA256 {
+		changed = append(changed, "(server instructions)")
 	}
 	sort.Strings(added)
 	sort.Strings(changed)

@@ -226,6 +226,9 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 				if err := x.taskResult(method, m.result); err != nil {
 					return nil, err
 				}
+				if method == "initialize" || method == "server/discover" {
+					x.checkInstructions(m.result)
+				}
 				if method == "initialize" {
 					if v, _ := m.result["protocolVersion"].(string); v != "" {
 						x.version = v
@@ -515,6 +518,25 @@ func validToolName(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkInstructions compares the server's instructions with their pin;
+// in enforce mode changed or unpinned instructions are removed from the
+// result (the client then has none), in warn mode only reported.
+func (x *exchange) checkInstructions(result map[string]any) {
+	if x.b.pins == nil {
+		return
+	}
+	text, _ := result["instructions"].(string)
+	st := x.b.pins.checkInstructions(text)
+	if st == pinMatch {
+		return
+	}
+	x.p.pinCount.WithLabelValues(x.b.name, "instructions_"+st).Inc()
+	x.aud.pinChanges = append(x.aud.pinChanges, "(instructions):"+st)
+	if x.b.opt.PinMode == PinEnforce {
+		delete(result, "instructions")
+	}
 }
 
 // checkPin records a listed tool's pin status and header bindings and
