@@ -30,6 +30,8 @@ type exchange struct {
 	withLookup bool
 
 	// Set by Forward.
+	decision string // "allow", or "deny" with refusal the reason code
+	refusal  string
 	tenant   *Tenant
 	reasons  []string
 	applied  []string
@@ -136,7 +138,18 @@ func (x *exchange) Calls() []protocol.Call { return x.calls }
 // only obligations understood are "tenant" (applied here) and "limits"
 // (applied by the gateway). The body sent is the canonical re-encoding of
 // the parsed request with the tenant confinement applied.
-func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, error) {
+func (x *exchange) Forward(ctx context.Context, ds []protocol.Decision) ([]byte, error) {
+	b, err := x.forward(ds)
+	if err != nil {
+		x.decision, x.refusal = "deny", protocol.AsError(err).Code
+		x.p.log.DebugContext(ctx, "qdrant: request refused", "operation", x.m.r.op, "collection", x.m.collection, "code", x.refusal)
+		return nil, err
+	}
+	x.decision = "allow"
+	return b, nil
+}
+
+func (x *exchange) forward(ds []protocol.Decision) ([]byte, error) {
 	if len(ds) != len(x.calls) {
 		return nil, internal(fmt.Errorf("qdrant: %d decisions for %d calls", len(ds), len(x.calls)))
 	}
@@ -186,6 +199,12 @@ func (x *exchange) Audit() map[string]any {
 	}
 	if x.m.collection != "" {
 		a["collection"] = x.m.collection
+	}
+	if x.decision != "" {
+		a["decision"] = x.decision
+	}
+	if x.refusal != "" {
+		a["refusal"] = x.refusal
 	}
 	if len(x.calls) > 1 {
 		var ls []any

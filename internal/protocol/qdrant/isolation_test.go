@@ -63,6 +63,9 @@ func TestTenantReads(t *testing.T) {
 				t.Fatalf("globex data leaked: %s", r.raw)
 			}
 			a := h.lastAudit()
+			if a["decision"] != "allow" || !slices.Contains(anyStrings(a["obligations_applied"]), "tenant_filter") && c.path != "/collections/kb/points" {
+				t.Fatalf("audit: %v", a)
+			}
 			if a["tenant"] == nil {
 				t.Fatalf("audit without tenant: %v", a)
 			}
@@ -190,9 +193,9 @@ func TestTenantRefusals(t *testing.T) {
 				t.Fatalf("upstream saw %d requests", n)
 			}
 			if c.code != "policy_denied" && c.code != CodeAmbiguousJSON {
-				// The same request from an unbound reader passes Warden's
-				// tenant checks (only the tenant rule refused it).
-				_ = c.code
+				if a := h.lastAudit(); a["decision"] != "deny" || a["refusal"] != c.code {
+					t.Fatalf("audit %v, want refusal %s", a, c.code)
+				}
 			}
 		})
 	}
