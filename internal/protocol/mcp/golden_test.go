@@ -241,3 +241,45 @@ func TestInvalidToolNamesHidden(t *testing.T) {
 		t.Fatalf("audit %v", a)
 	}
 }
+
+// TestMRTRInputRequests: a 2026-07-28 input_required result is checked for
+// each of its inputRequests as a server→client call; one denied (or
+// unknown) request turns the whole result into a policy_denied error.
+func TestMRTRInputRequests(t *testing.T) {
+	p := mustNew(t, nil, nil)
+	run := func(inputReqs string) string {
+		hdr := http.Header{hdrVersion: {Rev20260728}, hdrMethod: {"tools/call"}, hdrName: {"book"}}
+		x, err := parseReq(p, hdr, []byte(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"book","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.Forward(context.Background(), allow(1)); err != nil {
+			t.Fatal(err)
+		}
+		body := `{"jsonrpc":"2.0","id":3,"result":{"resultType":"input_required","requestState":"opaque","inputRequests":` + inputReqs + `}}`
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}
+		env := &protocol.ResponseEnv{Authorize: func(_ context.Context, calls []protocol.Call) ([]protocol.Decision, error) {
+			ds := allow(len(calls))
+			for i, c := range calls {
+				ds[i].Allow = c.Operation != "sampling/createMessage"
+			}
+			return ds, nil
+		}}
+		if err := x.Response(context.Background(), resp, env); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		return string(out)
+	}
+	if out := run(`{"a":{"method":"elicitation/create","params":{"message":"date?"}}}`); !strings.Contains(out, "input_required") {
+		t.Fatalf("allowed elicitation: %s", out)
+	}
+	for _, reqs := range []string{
+		`{"a":{"method":"elicitation/create","params":{}},"b":{"method":"sampling/createMessage","params":{}}}`,
+		`{"a":{"method":"exfiltrate/everything","params":{}}}`,
+	} {
+		if out := run(reqs); !strings.Contains(out, `"reason":"policy_denied"`) || strings.Contains(out, "requestState") {
+			t.Fatalf("%s: %s", reqs, out)
+		}
+	}
+}

@@ -297,7 +297,7 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 	}
 	for j, oi := range mrtr {
 		for _, ci := range mrtrCalls[j] {
-			if !ds[ci].Allow || obligationProblem(ds[ci]) != "" {
+			if known, ok := calls[ci].Resource["known"].(bool); !ds[ci].Allow || obligationProblem(ds[ci]) != "" || ok && !known {
 				obj := out[oi].(map[string]any)
 				out[oi] = errorObject(obj["id"], protocol.CodePolicyDenied, "the server asked for input that policy denies")
 				x.aud.serverDropped++
