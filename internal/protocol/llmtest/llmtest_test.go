@@ -3,6 +3,7 @@ package llmtest
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -36,5 +37,27 @@ func TestChatStreamUsageOnlyWhenAsked(t *testing.T) {
 		if string(s.LastRequest().Body) != tc.body {
 			t.Errorf("recorded body %q", s.LastRequest().Body)
 		}
+	}
+}
+
+func TestTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	s, err := Start(Config{TLS: ts.TLS.Clone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !strings.HasPrefix(s.URL, "https://127.0.0.1:") {
+		t.Fatalf("URL %s", s.URL)
+	}
+	resp, err := ts.Client().Get(s.URL + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"gpt-4o-mini"`) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 }
