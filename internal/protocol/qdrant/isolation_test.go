@@ -455,3 +455,30 @@ func mapsEqual(a, b map[string]any) bool {
 }
 
 type qdranttestPoint = qdranttest.Point
+
+// TestPayloadSelection: a read that selects payload keys still has every
+// point checked (Warden adds the tenant key, then removes it).
+func TestPayloadSelection(t *testing.T) {
+	h := newHarness(t, Options{})
+	for _, wp := range []string{`["topic"]`, `{"include":["topic"]}`, `{"exclude":["tenant_id","rank"]}`} {
+		r := h.do(peerAcme, "POST", "/collections/kb/points/query", `{"query":[1,0,0],"with_payload":`+wp+`}`)
+		if r.status != 200 || strings.Contains(r.raw, "tenant_id") || !strings.Contains(r.raw, "billing") || len(ids(r.body["result"])) != 2 {
+			t.Fatalf("%s: %d %s", wp, r.status, r.raw)
+		}
+		up := h.up.Requests()
+		if !strings.Contains(string(up[len(up)-1].Body), `"tenant_id"]`) && !strings.Contains(string(up[len(up)-1].Body), `"exclude":["rank"]`) {
+			t.Fatalf("%s: tenant key not selected upstream: %s", wp, up[len(up)-1].Body)
+		}
+	}
+	// A liar upstream returning another tenant's point under a selection
+	// is still caught.
+	h.upURL = qdranttestLiar(t, `{"result":{"points":[{"id":3,"score":1,"payload":{"topic":"billing","tenant_id":"globex"}}]},"status":"ok","time":0}`)
+	r := h.do(peerAcme, "POST", "/collections/kb/points/query", `{"query":[1,0,0],"with_payload":["topic"]}`)
+	if r.status != http.StatusBadGateway {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	r = h.do(peerAcme, "POST", "/collections/kb/points/query", `{"query":[1,0,0],"with_payload":{"only":["x"]}}`)
+	if r.status != 400 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+}

@@ -55,6 +55,8 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 			x.p.log.WarnContext(ctx, "qdrant: response held points of another tenant; withheld",
 				"operation", x.m.r.op, "collection", x.m.collection, "points", n)
 			return errf(http.StatusBadGateway, CodeTenantLeak, "upstream response withheld: it held data outside the caller's tenant")
+		} else if x.stripTenant {
+			x.strip(body["result"], 0)
 		}
 	}
 	out, err := jsonstrict.Marshal(body)
@@ -178,6 +180,29 @@ func (x *exchange) filterRecords(body map[string]any) error {
 		x.project(kept)
 	}
 	return nil
+}
+
+// strip removes the tenant key Warden added to the payload selection from
+// every point in v (the shapes checkPoints walks).
+func (x *exchange) strip(v any, depth int) {
+	if depth > 16 {
+		return
+	}
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			x.strip(e, depth+1)
+		}
+	case map[string]any:
+		if pl, ok := t["payload"].(map[string]any); ok {
+			delete(pl, x.tenant.Field)
+		}
+		for _, k := range []string{"points", "groups", "hits"} {
+			if e, ok := t[k]; ok {
+				x.strip(e, depth+1)
+			}
+		}
+	}
 }
 
 // project gives a retrieve the payload the client asked for after Warden

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -480,6 +481,9 @@ func (x *exchange) confine() error {
 			if err := x.confineRead(r, 0); err != nil {
 				return err
 			}
+			if err := x.exposeTenant(r); err != nil {
+				return err
+			}
 		}
 		x.apply("tenant_filter")
 		x.apply("response_tenant_check")
@@ -519,6 +523,44 @@ func (x *exchange) confineRead(r map[string]any, depth int) error {
 		}
 	}
 	return nil
+}
+
+// exposeTenant makes a read that selects payload keys also return the
+// tenant key, so the response check can see it on every point; Response
+// strips it again (stripTenant). true, false and absent need nothing.
+func (x *exchange) exposeTenant(r map[string]any) error {
+	f := x.tenant.Field
+	switch w := r["with_payload"].(type) {
+	case nil, bool:
+		return nil
+	case []any:
+		if !slices.Contains(w, any(f)) {
+			r["with_payload"] = append(w, f)
+			x.stripTenant = true
+		}
+		return nil
+	case map[string]any:
+		if inc, ok := w["include"].([]any); ok && len(w) == 1 {
+			if !slices.Contains(inc, any(f)) {
+				w["include"] = append(inc, f)
+				x.stripTenant = true
+			}
+			return nil
+		}
+		if exc, ok := w["exclude"].([]any); ok && len(w) == 1 {
+			kept := exc[:0:0]
+			for _, k := range exc {
+				if k == any(f) {
+					x.stripTenant = true
+					continue
+				}
+				kept = append(kept, k)
+			}
+			w["exclude"] = kept
+			return nil
+		}
+	}
+	return badRequest("with_payload must be a boolean, a list of keys, or {include} / {exclude}")
 }
 
 // wrapFilter replaces obj[key] (a user filter F, possibly absent) with
