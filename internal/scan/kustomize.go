@@ -40,15 +40,22 @@ func (ss *session) scanKustomize(dir string) {
 		return
 	}
 	origin := "kustomize:" + dir
+	sources := kustomizeSources(dir)
 	for _, r := range m.Resources() {
 		b, err := r.AsYAML()
 		if err != nil {
 			ss.fail(&InputError{File: kfile, Err: fmt.Errorf("kustomize: %s: %w", r.CurId(), err)})
 			continue
 		}
-		// Kustomize output has no source lines; point at the kustomization.
-		decodeStream(bytes.NewReader(b), kfile, origin, func(o *Object) {
-			o.Line, o.lineOffset, o.node = 0, 0, nil
+		// Kustomize output has no source lines: point at the file that
+		// defined the resource (found by its original kind and name), or
+		// at the kustomization for generated resources.
+		file, line := kfile, 0
+		if loc, ok := sources[r.OrgId().Kind+"/"+r.OrgId().Name]; ok {
+			file, line = loc.file, loc.line
+		}
+		decodeStream(bytes.NewReader(b), file, origin, func(o *Object) {
+			o.Line, o.lineOffset, o.node = line, 0, nil
 			ss.addObject(o)
 		}, ss.fail)
 	}
@@ -70,11 +77,7 @@ func checkLocalKustomization(dir string, seen map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("kustomize: %w", err)
 	}
-	var k struct {
-		Resources  []string `yaml:"resources"`
-		Bases      []string `yaml:"bases"`
-		Components []string `yaml:"components"`
-	}
+	var k kustomization
 	if err := yaml.Unmarshal(b, &k); err != nil {
 		return fmt.Errorf("kustomize: %s: %w", kf, err)
 	}
@@ -106,6 +109,54 @@ func kustomizeDeps(dir string) []string {
 	out := make([]string, 0, len(seen))
 	for k := range seen {
 		out = append(out, k)
+	}
+	return out
+}
+
+type kustomization struct {
+	Resources  []string `yaml:"resources"`
+	Bases      []string `yaml:"bases"`
+	Components []string `yaml:"components"`
+}
+
+type srcLoc struct {
+	file string
+	line int
+}
+
+// kustomizeSources indexes the local resource files of dir and its bases
+// by "Kind/name", to map build output back to where it was written.
+func kustomizeSources(dir string) map[string]srcLoc {
+	out := map[string]srcLoc{}
+	for _, d := range kustomizeDeps(dir) {
+		kf := kustomizationFile(d)
+		b, err := os.ReadFile(kf)
+		if err != nil {
+			continue
+		}
+		var k kustomization
+		if yaml.Unmarshal(b, &k) != nil {
+			continue
+		}
+		for _, r := range k.Resources {
+			p := filepath.Join(d, r)
+			if st, err := os.Stat(p); err != nil || st.IsDir() {
+				continue
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			// Name the file relative to dir as the user gave it.
+			rel := p
+			if rp, err := filepath.Rel(absPath(dir), p); err == nil {
+				rel = filepath.Join(dir, rp)
+			}
+			decodeStream(f, rel, "", func(o *Object) {
+				out[o.Kind+"/"+o.Name] = srcLoc{file: rel, line: o.Line}
+			}, func(*InputError) {})
+			f.Close()
+		}
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package scan
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -148,5 +147,3 @@ func (rr *regoResult) toFinding(line int) (Finding, error) {
 	return Finding{RuleID: rr.ID, Severity: sev, Title: title, Message: rr.Message,
 		Remediation: rr.Remediation, References: rr.References, Line: line}, err
 }
-
-var errNoInput = errors.New("no input")

@@ -98,3 +98,13 @@ func TestScanStrictIgnoresAnnotations(t *testing.T) {
 		t.Fatalf("--strict still honoured an annotation:\n%s", out)
 	}
 }
+
+func TestAdmissionRejectsBadConfig(t *testing.T) {
+	code, _, errs := run(t, "", "admission", "-c", td+"rbac/input/rbac.yaml")
+	if code != 2 || !strings.Contains(errs, "admission") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if code, _, _ := run(t, "", "admission"); code == 0 {
+		t.Fatalf("missing -c: exit %d", code)
+	}
+}
