@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +165,39 @@ func newRequest(method, target, body string) (r *http.Request, err error) {
 	r = httptest.NewRequest(method, "http://q"+target, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	return r, nil
+}
+
+// FuzzCanonicalPath: an accepted path is canonical (no "//", no trailing
+// "/"), canonicalization is idempotent, and it equals Qdrant's
+// normalization of the fully decoded path.
+func FuzzCanonicalPath(f *testing.F) {
+	for _, s := range []string{"/collections/kb/points/query/", "/collections/k%62", "/collections//kb", "/%41%2f", "/collections/a+b", "/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, err := canonicalPath(p)
+		if err != nil {
+			return
+		}
+		if strings.Contains(got, "//") || len(got) > 1 && strings.HasSuffix(got, "/") {
+			t.Fatalf("%q → %q not canonical", p, got)
+		}
+		again, err := canonicalPath(got)
+		if err != nil || again != got {
+			t.Fatalf("%q → %q → %q, %v", p, got, again, err)
+		}
+		dec, derr := url.PathUnescape(p)
+		if derr != nil {
+			t.Fatalf("%q accepted but not decodable", p)
+		}
+		for strings.Contains(dec, "//") {
+			dec = strings.ReplaceAll(dec, "//", "/")
+		}
+		if len(dec) > 1 {
+			dec = strings.TrimSuffix(dec, "/")
+		}
+		if dec != got {
+			t.Fatalf("%q: Warden %q, actix-style %q", p, got, dec)
+		}
+	})
 }
