@@ -265,7 +265,7 @@ var piRules = []*piRule{
 	},
 	{
 		id: "pi.tool_poison.sensitive_file", weight: 0.7, mult: toolMeta,
-		re:   regexp.MustCompile(`\b(?:read|cat|open|load|access|include|send|pass|attach|upload|copy|provide|fetch|get|extract|output|return)\b(?:\s+\S+){0,6}?\s+(?:the\s+)?(?:contents? of\s+)?(?:~/\.ssh\b|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.env\b|mcp\.json|\.aws/credentials|\.npmrc|\.netrc|\.pgpass|\.git-credentials|\.docker/config\.json|claude_desktop_config|/etc/shadow|/etc/passwd|\.kube/config|\.cursor/mcp)`),
+		re:   regexp.MustCompile(`\b(?:read|cat|open|load|access|include|send|pass|attach|upload|copy|provide|fetch|get|extract|output|return)\b(?:\s+\S+){0,6}?\s+(?:the\s+)?(?:contents? of\s+)?(?:(?:~|\$home|%userprofile%)?/)?(?:~/\.ssh\b|\.ssh/|id_rsa|id_ed25519|id_ecdsa|authorized_keys|\.env\b|mcp\.json|\.aws/credentials|\.npmrc|\.netrc|\.pgpass|\.git-credentials|\.docker/config\.json|claude_desktop_config|/etc/shadow|/etc/passwd|\.kube/config|\.cursor/mcp)`),
 		lits: []string{".ssh", "id_rsa", "id_ed25519", "id_ecdsa", "authorized_keys", ".env", "mcp.json", ".aws/", ".npmrc", ".netrc", ".pgpass", ".git-credentials", ".docker/", "claude_desktop", "/etc/shadow", "/etc/passwd", ".kube/", ".cursor/"},
 	},
 	{
