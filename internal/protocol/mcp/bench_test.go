@@ -198,3 +198,23 @@ func cpuClock() time.Duration {
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuClock()-start)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkBaselineParseMarshal500: jsonstrict.Parse + Marshal of the same
+// 500-tool body, the floor under BenchmarkToolsListFilter500 (what any
+// strict, canonical re-emission costs before filtering anything).
+func BenchmarkBaselineParseMarshal500(b *testing.B) {
+	body := toolsListBody(500)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	start := cpuClock()
+	defer reportCPU(b, start)
+	for b.Loop() {
+		v, err := jsonstrict.Parse(body, jsonstrict.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := jsonstrict.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
