@@ -37,9 +37,9 @@ type exchange struct {
 	applied  []string
 	userWith any  // the client's with_payload on a tenant-bound retrieve
 	forced   bool // with_payload was forced to check the tenant
-	// stripTenant: Warden added the tenant key to a with_payload selection
-	// and removes it from the response's points.
-	stripTenant bool
+	// modes says, per sub-request of a tenant-bound read, how to give the
+	// client the payload it asked for after Warden exposed the tenant key.
+	modes []uint8
 
 	// Response side.
 	hidden    int

@@ -482,3 +482,38 @@ func TestPayloadSelection(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
 }
+
+// TestPayloadlessReads: a read without payload still has every point
+// checked (Warden asks for the tenant key, then drops the payload), per
+// search of a batch.
+func TestPayloadlessReads(t *testing.T) {
+	h := newHarness(t, Options{})
+	r := h.do(peerAcme, "POST", "/collections/kb/points/query", `{"query":[1,0,0]}`)
+	if r.status != 200 || strings.Contains(r.raw, "payload") || len(ids(r.body["result"])) != 2 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	r = h.do(peerAcme, "POST", "/collections/kb/points/search/batch", `{"searches":[{"vector":[1,0,0]},{"vector":[1,0,0],"with_payload":true}]}`)
+	res, _ := r.body["result"].([]any)
+	if r.status != 200 || len(res) != 2 || strings.Contains(string(mustJSON(res[0])), "payload") || !strings.Contains(string(mustJSON(res[1])), `"tenant_id":"acme"`) {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	r = h.do(peerAcme, "POST", "/collections/kb/points/scroll", `{"limit":1}`)
+	if r.status != 200 || !strings.Contains(r.raw, `"tenant_id":"acme"`) {
+		t.Fatalf("scroll defaults to payload: %d %s", r.status, r.raw)
+	}
+	h.upURL = qdranttestLiar(t, `{"result":[{"id":3,"score":1,"payload":{"tenant_id":"globex"}}],"status":"ok","time":0}`)
+	r = h.do(peerAcme, "POST", "/collections/kb/points/search", `{"vector":[1,0,0]}`)
+	if r.status != http.StatusBadGateway || h.lastAudit()["alert"] != alertTenantLeak {
+		t.Fatalf("payloadless leak: %d %s", r.status, r.raw)
+	}
+	h.upURL = qdranttestLiar(t, `{"result":[{"id":3,"score":1}],"status":"ok","time":0}`)
+	r = h.do(peerAcme, "POST", "/collections/kb/points/search", `{"vector":[1,0,0]}`)
+	if r.status != http.StatusBadGateway {
+		t.Fatalf("point without the requested tenant key passed: %d %s", r.status, r.raw)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, _ := jsonstrict.Marshal(v)
+	return b
+}

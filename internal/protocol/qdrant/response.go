@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -55,8 +56,8 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 			x.p.log.WarnContext(ctx, "qdrant: response held points of another tenant; withheld",
 				"operation", x.m.r.op, "collection", x.m.collection, "points", n)
 			return errf(http.StatusBadGateway, CodeTenantLeak, "upstream response withheld: it held data outside the caller's tenant")
-		} else if x.stripTenant {
-			x.strip(body["result"], 0)
+		} else {
+			x.restorePayloads(body["result"])
 		}
 	}
 	out, err := jsonstrict.Marshal(body)
@@ -109,9 +110,8 @@ func (x *exchange) filterList(ctx context.Context, body map[string]any, env *pro
 }
 
 // checkPoints counts the points in v (any Qdrant result shape: a record,
-// lists, {points}, {groups:[{hits, lookup}]}) whose payload carries another
-// tenant's value or lacks the tenant key while being present. checked
-// counts points whose tenant key was read.
+// lists, {points}, {groups:[{hits, lookup}]}) whose payload does not carry
+// the caller's tenant value. checked counts the caller's points.
 func (x *exchange) checkPoints(v any, depth int) (bad, checked int) {
 	if depth > 16 {
 		return 1, 0
@@ -126,13 +126,13 @@ func (x *exchange) checkPoints(v any, depth int) (bad, checked int) {
 	case map[string]any:
 		if _, isPoint := t["id"]; isPoint {
 			if _, hasScore := t["hits"]; !hasScore {
-				if pl, ok := t["payload"].(map[string]any); ok {
-					if x.tenant.sameValue(pl[x.tenant.Field]) {
-						return 0, 1
-					}
-					return 1, 0
+				// Warden asked for the tenant key on every point
+				// (exposeTenant): a point without it is not the caller's.
+				pl, _ := t["payload"].(map[string]any)
+				if pl != nil && x.tenant.sameValue(pl[x.tenant.Field]) {
+					return 0, 1
 				}
-				return 0, 0
+				return 1, 0
 			}
 		}
 		for _, k := range []string{"points", "groups", "hits", "lookup"} {
@@ -182,24 +182,50 @@ func (x *exchange) filterRecords(body map[string]any) error {
 	return nil
 }
 
-// strip removes the tenant key Warden added to the payload selection from
-// every point in v (the shapes checkPoints walks).
-func (x *exchange) strip(v any, depth int) {
-	if depth > 16 {
+// restorePayloads undoes exposeTenant on the response: per sub-request
+// (batch results are aligned with searches[]) it strips the added tenant
+// key or drops the payload the client did not ask for.
+func (x *exchange) restorePayloads(result any) {
+	if len(x.modes) == 0 {
+		return
+	}
+	if strings.HasSuffix(x.m.r.op, ".batch") {
+		list, _ := result.([]any)
+		for i, r := range list {
+			if i < len(x.modes) {
+				x.strip(r, x.modes[i], 0)
+			}
+		}
+		return
+	}
+	x.strip(result, x.modes[0], 0)
+}
+
+// strip applies one payload mode to every point in v (the shapes
+// checkPoints walks).
+func (x *exchange) strip(v any, mode uint8, depth int) {
+	if depth > 16 || mode == payloadAsked || mode == payloadNone {
 		return
 	}
 	switch t := v.(type) {
 	case []any:
 		for _, e := range t {
-			x.strip(e, depth+1)
+			x.strip(e, mode, depth+1)
 		}
 	case map[string]any:
-		if pl, ok := t["payload"].(map[string]any); ok {
-			delete(pl, x.tenant.Field)
+		if _, isPoint := t["id"]; isPoint {
+			if _, isGroup := t["hits"]; !isGroup {
+				if mode == payloadDrop {
+					delete(t, "payload")
+				} else if pl, ok := t["payload"].(map[string]any); ok {
+					delete(pl, x.tenant.Field)
+				}
+				return
+			}
 		}
 		for _, k := range []string{"points", "groups", "hits"} {
 			if e, ok := t[k]; ok {
-				x.strip(e, depth+1)
+				x.strip(e, mode, depth+1)
 			}
 		}
 	}

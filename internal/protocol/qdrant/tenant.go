@@ -481,9 +481,11 @@ func (x *exchange) confine() error {
 			if err := x.confineRead(r, 0); err != nil {
 				return err
 			}
-			if err := x.exposeTenant(r); err != nil {
+			mode, err := x.exposeTenant(r)
+			if err != nil {
 				return err
 			}
+			x.modes = append(x.modes, mode)
 		}
 		x.apply("tenant_filter")
 		x.apply("response_tenant_check")
@@ -525,42 +527,77 @@ func (x *exchange) confineRead(r map[string]any, depth int) error {
 	return nil
 }
 
-// exposeTenant makes a read that selects payload keys also return the
-// tenant key, so the response check can see it on every point; Response
-// strips it again (stripTenant). true, false and absent need nothing.
-func (x *exchange) exposeTenant(r map[string]any) error {
+// Payload modes per sub-request of a tenant-bound read, so that every
+// point in the response carries the tenant key for the response check and
+// the client still gets exactly the payload it asked for.
+const (
+	payloadAsked  uint8 = iota // the client's selection already returns the key
+	payloadStrip               // Warden added the key to a selection: remove it
+	payloadDrop                // the client asked for no payload: remove it all
+	payloadNone                // the endpoint returns no points (count, facet, matrix)
+)
+
+// pointsOps are the reads whose response holds points with payloads, and
+// whether with_payload defaults to true for them (scroll) or false.
+var pointsOps = map[string]bool{
+	"points.query": false, "points.query.batch": false, "points.query.groups": false,
+	"points.search": false, "points.search.batch": false, "points.search.groups": false,
+	"points.recommend": false, "points.recommend.batch": false, "points.recommend.groups": false,
+	"points.discover": false, "points.discover.batch": false,
+	"points.scroll": true,
+}
+
+// exposeTenant rewrites one sub-request's with_payload so the response
+// shows the tenant key on every point, and returns how to undo that.
+func (x *exchange) exposeTenant(r map[string]any) (uint8, error) {
 	f := x.tenant.Field
-	switch w := r["with_payload"].(type) {
-	case nil, bool:
-		return nil
-	case []any:
-		if !slices.Contains(w, any(f)) {
-			r["with_payload"] = append(w, f)
-			x.stripTenant = true
+	defTrue, ok := pointsOps[x.m.r.op]
+	if !ok {
+		return payloadNone, nil
+	}
+	w, present := r["with_payload"]
+	if !present || w == nil {
+		if defTrue {
+			return payloadAsked, nil
 		}
-		return nil
+		w = false
+	}
+	switch w := w.(type) {
+	case bool:
+		if w {
+			return payloadAsked, nil
+		}
+		r["with_payload"] = []any{f}
+		return payloadDrop, nil
+	case []any:
+		if slices.Contains(w, any(f)) {
+			return payloadAsked, nil
+		}
+		r["with_payload"] = append(w, f)
+		return payloadStrip, nil
 	case map[string]any:
 		if inc, ok := w["include"].([]any); ok && len(w) == 1 {
-			if !slices.Contains(inc, any(f)) {
-				w["include"] = append(inc, f)
-				x.stripTenant = true
+			if slices.Contains(inc, any(f)) {
+				return payloadAsked, nil
 			}
-			return nil
+			w["include"] = append(inc, f)
+			return payloadStrip, nil
 		}
 		if exc, ok := w["exclude"].([]any); ok && len(w) == 1 {
 			kept := exc[:0:0]
 			for _, k := range exc {
-				if k == any(f) {
-					x.stripTenant = true
-					continue
+				if k != any(f) {
+					kept = append(kept, k)
 				}
-				kept = append(kept, k)
 			}
 			w["exclude"] = kept
-			return nil
+			if len(kept) == len(exc) {
+				return payloadAsked, nil
+			}
+			return payloadStrip, nil
 		}
 	}
-	return badRequest("with_payload must be a boolean, a list of keys, or {include} / {exclude}")
+	return 0, badRequest("with_payload must be a boolean, a list of keys, or {include} / {exclude}")
 }
 
 // wrapFilter replaces obj[key] (a user filter F, possibly absent) with
