@@ -531,10 +531,10 @@ func (x *exchange) confineRead(r map[string]any, depth int) error {
 // point in the response carries the tenant key for the response check and
 // the client still gets exactly the payload it asked for.
 const (
-	payloadAsked  uint8 = iota // the client's selection already returns the key
-	payloadStrip               // Warden added the key to a selection: remove it
-	payloadDrop                // the client asked for no payload: remove it all
-	payloadNone                // the endpoint returns no points (count, facet, matrix)
+	payloadAsked uint8 = iota // the client's selection already returns the key
+	payloadStrip              // Warden added the key to a selection: remove it
+	payloadDrop               // the client asked for no payload: remove it all
+	payloadNone               // the endpoint returns no points (count, facet, matrix)
 )
 
 // pointsOps are the reads whose response holds points with payloads, and
