@@ -637,6 +637,9 @@ func (x *exchange) checkFilter(f map[string]any, positive bool, depth int) error
 	for k, v := range f {
 		switch k {
 		case "must", "should", "must_not":
+			if v == nil {
+				continue
+			}
 			list, err := objects(v)
 			if err != nil {
 				if arr, ok := v.([]any); ok && len(arr) == 0 {
