@@ -13,7 +13,8 @@ import (
 
 func TestFromConfig(t *testing.T) {
 	c := &config.Config{Backends: []config.Backend{
-		{Name: "kb", Kind: "qdrant", Options: map[string]any{"tenant_field": "org", "tenant_missing": "refuse", "max_batch": 10}},
+		{Name: "kb", Kind: "qdrant", Options: map[string]any{"tenant_field": "org", "tenant_missing": "refuse", "max_batch": 10,
+			"aliases": map[string]any{"kb-latest": "kb"}}},
 		{Name: "plain", Kind: "qdrant"},
 		{Name: "llm", Kind: "openai", Options: map[string]any{"whatever": 1}},
 	}}
@@ -21,7 +22,7 @@ func TestFromConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := p.options("kb"); o.TenantField != "org" || o.TenantMissing != TenantMissingRefuse || o.MaxBatch != 10 || o.MaxResponseBytes != DefaultMaxResponseBytes {
+	if o := p.options("kb"); o.TenantField != "org" || o.TenantMissing != TenantMissingRefuse || o.MaxBatch != 10 || o.MaxResponseBytes != DefaultMaxResponseBytes || o.Aliases["kb-latest"] != "kb" {
 		t.Fatalf("kb options %+v", o)
 	}
 	if o := p.options("plain"); o.TenantMissing != TenantMissingSet || o.MaxBatch != DefaultMaxBatch {
@@ -31,12 +32,12 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal(p.Name())
 	}
 	c.Backends = append(c.Backends, config.Backend{Name: "bad", Kind: "qdrant",
-		Options: map[string]any{"tenant_missing": "maybe", "max_batch": 0, "tenant_field": "", "colour": "red"}})
+		Options: map[string]any{"tenant_missing": "maybe", "max_batch": 0, "tenant_field": "", "colour": "red", "aliases": map[string]any{"a/b": "kb"}}})
 	_, err = FromConfig(c, nil)
 	if err == nil {
 		t.Fatal("bad options accepted")
 	}
-	for _, want := range []string{`"bad"`, "tenant_missing", "max_batch", "tenant_field", `"colour"`} {
+	for _, want := range []string{`"bad"`, "tenant_missing", "max_batch", "tenant_field", `"colour"`, "aliases"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

@@ -83,10 +83,7 @@ func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exc
 		}
 		x.tree = obj
 	}
-	res := map[string]any{}
-	if m.collection != "" {
-		res[resourceCollection] = m.collection
-	}
+	res := x.collectionResource(m.collection)
 	x.calls = []protocol.Call{{Action: m.r.action, Operation: m.r.op, Resource: res}}
 	if x.tree != nil {
 		if err := x.inspect(); err != nil {
@@ -94,6 +91,22 @@ func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exc
 		}
 	}
 	return x, nil
+}
+
+// collectionResource is a Call resource for name: the collection it
+// resolves to through the configured aliases, and the alias as written.
+func (x *exchange) collectionResource(name string) map[string]any {
+	res := map[string]any{}
+	if name == "" {
+		return res
+	}
+	if target, ok := x.opt.Aliases[name]; ok {
+		res[resourceCollection] = target
+		res["alias"] = name
+		return res
+	}
+	res[resourceCollection] = name
+	return res
 }
 
 func (p *Protocol) parseBody(r *http.Request, body []byte) (map[string]any, error) {
@@ -200,8 +213,11 @@ func (x *exchange) Audit() map[string]any {
 		"operation": x.m.r.op,
 		"action":    x.m.r.action,
 	}
-	if x.m.collection != "" {
-		a["collection"] = x.m.collection
+	if c, ok := x.calls[0].Resource[resourceCollection]; ok {
+		a["collection"] = c
+	}
+	if al, ok := x.calls[0].Resource["alias"]; ok {
+		a["alias"] = al
 	}
 	if x.decision != "" {
 		a["decision"] = x.decision

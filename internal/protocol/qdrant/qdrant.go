@@ -80,6 +80,11 @@ type Options struct {
 	// MaxResponseBytes bounds a response Warden must inspect (tenant checks,
 	// list filtering). Default 32 MiB.
 	MaxResponseBytes int64
+	// Aliases maps alias names to the collection they point at, so policy
+	// decides on the collection a request really reaches (Qdrant accepts an
+	// alias wherever a collection name goes). Warden does not resolve
+	// aliases itself; keep this in step with POST /collections/aliases.
+	Aliases map[string]string
 }
 
 // WithDefaults returns o with zero fields set to their defaults.
@@ -98,7 +103,7 @@ func (o Options) WithDefaults() Options {
 
 // ParseOptions reads a backend's options map: tenant_field (string),
 // tenant_missing ("set" | "refuse"), max_batch (int ≥ 1),
-// max_response_bytes (int ≥ 1024). Unknown keys are errors, all reported
+// max_response_bytes (int ≥ 1024), aliases (alias → collection). Unknown keys are errors, all reported
 // at once.
 func ParseOptions(m map[string]any) (Options, error) {
 	var o Options
@@ -123,6 +128,21 @@ func ParseOptions(m map[string]any) (Options, error) {
 				errs = append(errs, errors.New("max_batch must be an integer between 1 and 1048576"))
 			}
 			o.MaxBatch = int(n)
+		case "aliases":
+			am, ok := v.(map[string]any)
+			if !ok {
+				errs = append(errs, errors.New("aliases must map alias names to collection names"))
+				break
+			}
+			o.Aliases = map[string]string{}
+			for a, c := range am {
+				cs, ok := c.(string)
+				if !ok || !validName(a) || !validName(cs) {
+					errs = append(errs, fmt.Errorf("aliases: %q must map to a valid collection name", a))
+					continue
+				}
+				o.Aliases[a] = cs
+			}
 		case "max_response_bytes":
 			n, ok := jsonstrict.Int(v)
 			if !ok || n < 1024 {

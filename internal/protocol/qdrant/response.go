@@ -86,7 +86,7 @@ func (x *exchange) filterList(ctx context.Context, body map[string]any, env *pro
 		m, _ := it.(map[string]any)
 		name, _ := m[nameKey].(string)
 		calls[i] = protocol.Call{Action: protocol.ActionRead, Operation: operationCollectionsListItem,
-			Resource: map[string]any{resourceCollection: name}}
+			Resource: x.collectionResource(name)}
 	}
 	var ds []protocol.Decision
 	if env != nil && env.Authorize != nil && len(calls) > 0 {

@@ -205,7 +205,7 @@ func (x *exchange) addLookup(name string, seen map[string]bool) error {
 	}
 	seen[name] = true
 	x.calls = append(x.calls, protocol.Call{Action: protocol.ActionRead, Operation: "points.lookup",
-		Resource: map[string]any{resourceCollection: name}})
+		Resource: x.collectionResource(name)})
 	return nil
 }
 
