@@ -38,7 +38,12 @@ vector databases, MCP servers, GPU pods) get their own rules.
 
 Exit status: 0 clean, 1 findings at or above --fail-on, 2 usage error,
 3 some input could not be scanned (reported with file and line).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{fmt.Errorf("%s: give at least one PATH, or - for standard input", cmd.CommandPath())}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg := &scan.Config{}
 			if cfgPath != "" {

@@ -33,6 +33,7 @@ func TestScanExitCodes(t *testing.T) {
 		{"missing path", []string{"scan", "/nonexistent/path"}, 3},
 		{"bad severity", []string{"scan", "--fail-on", "severe", td + "rbac/input"}, 2},
 		{"bad format", []string{"scan", "-o", "xml", td + "rbac/input"}, 2},
+		{"no path", []string{"scan"}, 2},
 		{"bad config", []string{"scan", "-c", td + "rbac/input/rbac.yaml", td + "rbac/input"}, 2},
 	}
 	for _, tt := range tests {
