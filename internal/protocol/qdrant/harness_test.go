@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,8 +22,13 @@ import (
 type rule struct {
 	peer        string
 	actions     []string
-	collections []string
+	operations  []string // empty: any
+	collections []string // empty: any call, with or without a collection
 	obligations map[string]any
+}
+
+func globOK(p, v string) bool {
+	return p == "*" || p == v || strings.HasSuffix(p, "*") && strings.HasPrefix(v, strings.TrimSuffix(p, "*"))
 }
 
 func (r rule) allows(peer string, c protocol.Call) bool {
@@ -38,16 +44,15 @@ func (r rule) allows(peer string, c protocol.Call) bool {
 	if !okAction {
 		return false
 	}
+	if len(r.operations) > 0 && !slices.ContainsFunc(r.operations, func(p string) bool { return globOK(p, c.Operation) }) {
+		return false
+	}
+	if len(r.collections) == 0 {
+		return true
+	}
+	// As in the policy library, a constrained resource field must be present.
 	coll, has := c.Resource[resourceCollection].(string)
-	if !has {
-		return true // service-level calls: the action decides
-	}
-	for _, p := range r.collections {
-		if p == "*" || p == coll || strings.HasSuffix(p, "*") && strings.HasPrefix(coll, strings.TrimSuffix(p, "*")) {
-			return true
-		}
-	}
-	return false
+	return has && slices.ContainsFunc(r.collections, func(p string) bool { return globOK(p, coll) })
 }
 
 // Identities used across the tests.
@@ -67,8 +72,12 @@ func defaultRules() []rule {
 	return []rule{
 		{peer: peerAcme, actions: []string{"read", "write"}, collections: []string{"kb", "docs-*"}, obligations: tenantObl("acme")},
 		{peer: peerGlobex, actions: []string{"read", "write"}, collections: []string{"kb"}, obligations: tenantObl("globex")},
-		{peer: peerAdmin, actions: []string{"*"}, collections: []string{"*"}},
+		{peer: peerAdmin, actions: []string{"*"}},
 		{peer: peerReader, actions: []string{"read"}, collections: []string{"kb", "docs-*"}},
+		// Listing names no collection: granted by operation, as docs/qdrant.md shows.
+		{peer: peerAcme, actions: []string{"read"}, operations: []string{"collections.list", "aliases.list", "service.*"}},
+		{peer: peerGlobex, actions: []string{"read"}, operations: []string{"collections.list", "aliases.list", "service.*"}},
+		{peer: peerReader, actions: []string{"read"}, operations: []string{"collections.list", "aliases.list", "service.*"}},
 	}
 }
 

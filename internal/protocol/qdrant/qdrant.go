@@ -57,7 +57,7 @@ const (
 	obligationTenant             = "tenant"
 	obligationLimits             = "limits"
 	resourceCollection           = "collection"
-	operationCollectionsListItem = "collections.list"
+	operationCollectionsListItem = "collections.visible"
 )
 
 // Options are one qdrant backend's settings (backend "options" in the
