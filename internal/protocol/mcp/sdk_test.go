@@ -1,8 +1,3 @@
-//go:build mcpsdk
-
-// The official Go SDK tests need go.mod to list the SDK's own
-// requirements (see docs/mcp.md, "Testing"); run them with -tags mcpsdk.
-
 package mcp
 
 import (
