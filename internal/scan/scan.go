@@ -176,7 +176,11 @@ func (ss *session) addObject(o *Object) {
 		ss.checkInferenceService(o)
 	}
 	ss.idx.addObject(o)
-	ss.evalRegoObject(o)
+	// The built-in Kubernetes Rego rules only read RBAC objects; with no
+	// user rules, other kinds skip the evaluation (most of the cost).
+	if ss.s.cfg.RulesDir != "" || o.Group() == "rbac.authorization.k8s.io" {
+		ss.evalRegoObject(o)
+	}
 }
 
 func (ss *session) evalRegoObject(o *Object) {
