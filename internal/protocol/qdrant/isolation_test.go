@@ -298,7 +298,6 @@ func TestCollectionsListFiltered(t *testing.T) {
 
 // TestWriteIsolation covers every write kind for a tenant-bound caller.
 func TestWriteIsolation(t *testing.T) {
-	n := func(s string) jsonstrict.Number { return jsonstrict.Number(s) }
 	payloadOf := func(h *harness, coll, id string) map[string]any {
 		for _, p := range h.up.Points(coll) {
 			b, _ := jsonstrict.Marshal(p.ID)
@@ -439,7 +438,6 @@ func TestWriteIsolation(t *testing.T) {
 		if r.status != 200 || payloadOf(h, "kb", "1") != nil || payloadOf(h, "kb", "3") == nil {
 			t.Fatalf("delete: %d %v", r.status, h.up.Points("kb"))
 		}
-		_ = n
 	})
 }
 

@@ -443,7 +443,6 @@ func (x *exchange) inspectWrite() error {
 
 // confine applies x.tenant to the parsed request.
 func (x *exchange) confine() error {
-	t := x.tenant
 	switch x.m.r.class {
 	case classAdmin:
 		return errf(http.StatusForbidden, CodeTenantUnsupported, "request denied: administration is not available to a tenant-bound caller")
@@ -502,7 +501,6 @@ func (x *exchange) confine() error {
 		}
 		return nil
 	}
-	_ = t
 	return errf(http.StatusForbidden, CodeTenantUnsupported, "request denied")
 }
 

@@ -345,23 +345,21 @@ func (s *Server) route(method string, segs []string, req map[string]any) (any, *
 		return s.write(c, "delete_vectors", req)
 	case "POST points/batch":
 		ops, _ := req["operations"].([]any)
-		var last any
 		for _, o := range ops {
 			om, _ := o.(map[string]any)
 			for k, v := range om {
 				vm, _ := v.(map[string]any)
 				var e *apiError
 				if k == "upsert" {
-					last, e = s.upsert(c, vm)
+					_, e = s.upsert(c, vm)
 				} else {
-					last, e = s.write(c, k, vm)
+					_, e = s.write(c, k, vm)
 				}
 				if e != nil {
 					return nil, e
 				}
 			}
 		}
-		_ = last
 		return []any{map[string]any{"operation_id": 0, "status": "completed"}}, nil
 	case "POST points/search":
 		return s.search(c, req)
