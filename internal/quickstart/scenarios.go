@@ -108,22 +108,32 @@ func (env *Env) run(ctx context.Context, s step) Result {
 			return r
 		}
 	}
-	var body io.Reader
-	if s.body != "" {
-		body = strings.NewReader(s.body)
+	send := func() (*http.Response, error) {
+		var body io.Reader
+		if s.body != "" {
+			body = strings.NewReader(s.body)
+		}
+		hr, err := http.NewRequestWithContext(ctx, s.method, env.DataURL+s.path, body)
+		if err != nil {
+			return nil, err
+		}
+		if s.body != "" {
+			hr.Header.Set("Content-Type", "application/json")
+		}
+		return env.clients[s.caller].Do(hr)
 	}
-	hr, err := http.NewRequestWithContext(ctx, s.method, env.DataURL+s.path, body)
-	if err != nil {
-		r.Decision, r.Reason = "error", err.Error()
-		return r
+	resp, err := send()
+	if err != nil && s.want != 0 {
+		// A revocation closes the agent's kept-alive connections; like any
+		// client, reconnect once.
+		resp, err = send()
 	}
-	if s.body != "" {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := env.clients[s.caller].Do(hr)
 	if err != nil {
 		r.Decision = "refused"
-		r.Reason = "TLS handshake failed: no client certificate"
+		r.Reason = err.Error()
+		if s.want == 0 {
+			r.Reason = "TLS handshake failed: no client certificate"
+		}
 		r.OK = s.want == 0
 		return r
 	}
