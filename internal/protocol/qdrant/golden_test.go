@@ -171,7 +171,16 @@ func newRequest(method, target, body string) (r *http.Request, err error) {
 // "/"), canonicalization is idempotent, and it equals Qdrant's
 // normalization of the fully decoded path.
 func FuzzCanonicalPath(f *testing.F) {
-	for _, s := range []string{"/collections/kb/points/query/", "/collections/k%62", "/collections//kb", "/%41%2f", "/collections/a+b", "/"} {
+	files, _ := filepath.Glob(filepath.Join("testdata", "requests", "*.txt"))
+	for _, file := range files {
+		data, _ := os.ReadFile(file)
+		target := readCase(f, data).target
+		if i := strings.IndexByte(target, '?'); i >= 0 {
+			target = target[:i]
+		}
+		f.Add(target)
+	}
+	for _, s := range []string{"/collections/k%62", "/collections//kb", "/%41%2f", "/collections/a+b", "/"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
