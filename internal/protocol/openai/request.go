@@ -455,10 +455,14 @@ func (s *Scan) Walk(v any) { s.walk(v) }
 // lengths.
 func (s *Scan) Estimate() int64 { return s.estimate() }
 
-// Images, Files and Audio report attachments seen.
+// Images reports whether an image was attached (has_images).
 func (s *Scan) Images() bool { return s.images }
-func (s *Scan) Files() bool  { return s.files }
-func (s *Scan) Audio() bool  { return s.audio }
+
+// Files reports whether a file or document was attached (has_files).
+func (s *Scan) Files() bool { return s.files }
+
+// Audio reports whether audio input was attached (has_audio).
+func (s *Scan) Audio() bool { return s.audio }
 
 func (s *Scan) estimate() int64 { return (s.bytes+3)/4 + s.tokens }
 
