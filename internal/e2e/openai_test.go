@@ -116,6 +116,18 @@ func TestOpenAIGoSDK(t *testing.T) {
 	if err != nil || len(emb.Data) == 0 {
 		t.Fatalf("embeddings: %v", err)
 	}
+
+	m := s.metrics()
+	for _, want := range []string{
+		`warden_llm_tokens_total{kind="completion",model="small",spiffe_id="spiffe://warden.test/agent/support"}`,
+		`warden_requests_total{decision="deny",listener="data",route="llm/v1/",status="403"}`,
+		`warden_policy_eval_seconds_bucket`,
+		`warden_audit_write_seconds_bucket`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestOpenAINodeClient drives Warden with the official openai npm client.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +29,7 @@ var agents = map[string]string{
 	"training": "spiffe://warden.test/pipeline/training",
 	"capped":   "spiffe://warden.test/agent/capped",
 	"stranger": "spiffe://warden.test/agent/stranger",
+	"admin":    "spiffe://warden.test/admin",
 }
 
 const baseRoles = `warden:
@@ -214,4 +216,19 @@ func runNode(t *testing.T, script string, env ...string) string {
 		t.Fatalf("node %s: %v\nstderr: %s\nstdout: %s", script, err, stderr.String(), out)
 	}
 	return string(out)
+}
+
+// metrics scrapes the admin listener's Prometheus endpoint.
+func (s *stack) metrics() string {
+	s.t.Helper()
+	resp, err := s.clients["admin"].Get("https://" + s.g.Addr("admin") + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
 }

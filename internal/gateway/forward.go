@@ -115,6 +115,7 @@ func (h *handler) outcome(r *http.Request, st *reqState, x protocol.Exchange, ca
 	rec.BytesOut = bytesOut
 	rec.LatencyMS = ms(h.g.now().Sub(st.start))
 	rec.Protocol = x.Audit()
+	h.g.metrics.observeProtocol(rec.SpiffeID, rec.Protocol)
 	if cause != nil {
 		rec.Error = classify(cause)
 	}

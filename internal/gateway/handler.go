@@ -171,6 +171,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for k, v := range lerr.headers {
 			w.Header()[k] = v
 		}
+		g.metrics.limited.WithLabelValues(lerr.err.Code).Inc()
 		reasons := []string{lerr.err.Code}
 		if lerr.degraded != "" {
 			reasons = append(reasons, lerr.degraded)

@@ -17,6 +17,9 @@ type metrics struct {
 	killed       *prometheus.CounterVec
 	upstream     *prometheus.CounterVec
 	inflight     prometheus.Gauge
+	tokens       *prometheus.CounterVec
+	limited      *prometheus.CounterVec
+	cutoffs      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -56,7 +59,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Data-plane requests being served.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.decision, m.authFailures, m.revoked, m.killed, m.upstream, m.inflight)
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_llm_tokens_total",
+		Help: "LLM tokens by verified identity, model and kind (prompt, completion), from the upstream's usage report or Warden's estimate.",
+	}, []string{"spiffe_id", "model", "kind"})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_limit_rejections_total",
+		Help: "Requests refused by rate limits or token budgets, by code (rate_limited, budget_exhausted, limiter_unavailable).",
+	}, []string{"code"})
+	m.cutoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_stream_cutoffs_total",
+		Help: "Streams Warden ended early, by reason (budget_exhausted, max_stream_bytes, ...).",
+	}, []string{"reason"})
+	reg.MustRegister(m.requests, m.duration, m.decision, m.authFailures, m.revoked, m.killed, m.upstream, m.inflight, m.tokens, m.limited, m.cutoffs)
 	return m
 }
 
@@ -79,4 +94,20 @@ func statusLabel(s int) string {
 		return "503"
 	}
 	return strconv.Itoa(s)
+}
+
+// observeProtocol records the per-protocol series from an exchange's audit
+// fields (the same numbers the audit record carries).
+func (m *metrics) observeProtocol(spiffeID string, fields map[string]any) {
+	if model, ok := fields["model"].(string); ok {
+		if p := intField(fields, "prompt_tokens"); p > 0 {
+			m.tokens.WithLabelValues(spiffeID, model, "prompt").Add(float64(p))
+		}
+		if c := intField(fields, "completion_tokens"); c > 0 {
+			m.tokens.WithLabelValues(spiffeID, model, "completion").Add(float64(c))
+		}
+	}
+	if r, ok := fields["cutoff_reason"].(string); ok && r != "" {
+		m.cutoffs.WithLabelValues(r).Inc()
+	}
 }
