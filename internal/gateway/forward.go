@@ -25,13 +25,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 		ctx, cancel = context.WithTimeout(ctx, g.cfg.Timeouts.Stream)
 		defer cancel()
 	}
-	path := r.URL.EscapedPath()
-	if rt.strip {
-		path = path[len(rt.prefix):]
-		if path == "" || path[0] != '/' {
-			path = "/" + path
-		}
-	}
+	path := st.upPath
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	out, err := proxy.NewRequest(ctx, &proxy.Outbound{
 		Base:        rt.backend.base,

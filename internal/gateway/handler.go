@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -56,6 +57,29 @@ type reqState struct {
 	route   *route
 	kind    string
 	bytesIn int64
+	upPath  string // escaped path as forwarded (route prefix stripped)
+}
+
+// upstreamRequest returns r as the upstream will see it: with the route's
+// prefix removed when the route strips it (a shallow copy; r is unchanged).
+func upstreamRequest(r *http.Request, rt *route) *http.Request {
+	if !rt.strip {
+		return r
+	}
+	p := r.URL.EscapedPath()[len(rt.prefix):]
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	u := *r.URL
+	if dec, err := url.PathUnescape(p); err == nil {
+		u.Path, u.RawPath = dec, p
+		if dec == p {
+			u.RawPath = ""
+		}
+	}
+	r2 := *r
+	r2.URL = &u
+	return &r2
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +142,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.route = rt
 	st.kind = rt.backend.proto.Name()
 	proto := rt.backend.proto
+	// The protocol classifies exactly the path the upstream will see.
+	up := upstreamRequest(r, rt)
+	st.upPath = up.URL.EscapedPath()
 
 	body, berr := h.readBody(w, r)
 	if berr != nil {
@@ -132,7 +159,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.bytesIn = int64(len(body))
 
-	x, err := proto.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: rt.backend.cfg.Name})
+	x, err := proto.Parse(ctx, &protocol.Request{HTTP: up, Body: body, Backend: rt.backend.cfg.Name})
 	if err != nil {
 		pe := protocol.AsError(err)
 		h.deny(w, r, st, nil, proto, nil, pe, []string{pe.Code})

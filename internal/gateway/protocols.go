@@ -10,6 +10,7 @@ import (
 	"github.com/wardenhq/warden/internal/protocol"
 	"github.com/wardenhq/warden/internal/protocol/mcp"
 	"github.com/wardenhq/warden/internal/protocol/openai"
+	"github.com/wardenhq/warden/internal/protocol/qdrant"
 )
 
 // protoDeps is what a protocol factory may use.
@@ -25,6 +26,9 @@ type protoDeps struct {
 var protocolFactories = map[string]func(*config.Config, protoDeps) (protocol.Protocol, error){
 	config.KindOpenAI: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
 		return openai.FromConfig(c, d.log.With("protocol", "openai"))
+	},
+	config.KindQdrant: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
+		return qdrant.FromConfig(c, d.log.With("protocol", "qdrant"))
 	},
 	config.KindMCP: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
 		opts := map[string]map[string]any{}

@@ -74,6 +74,10 @@ func Start() *Server {
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
 
+// Handler serves the stand-in's API, for mounting behind another listener
+// (the quickstart serves it with mTLS).
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
 // CreateCollection adds an empty collection of dim-dimensional vectors.
 func (s *Server) CreateCollection(name string, dim int) {
 	s.mu.Lock()
