@@ -15,7 +15,15 @@ warden:
     spiffe://warden.test/pipeline/training: [full-access]
     spiffe://warden.test/agent/intern: [budgeted-small]
     spiffe://warden.test/agent/batch: [streaming-small]
+    spiffe://warden.test/agent/tenant-a: [tenant-a]
   roles:
+    tenant-a:
+      description: An agent of tenant "a" - sees and writes only tenant a's points.
+      permissions:
+        - backend: vectors
+          actions: [read, write]
+          resources: {collection: [docs]}
+          obligations: {tenant: {field: tenant_id, value: a}}
     support-reader:
       description: Customer support agent - may call the small model and read the knowledge base.
       permissions:
@@ -26,6 +34,9 @@ warden:
           actions: [read]
         - backend: kb
           actions: [read]
+        - backend: vectors
+          actions: [read]
+          resources: {collection: [kb]}
     budgeted-small:
       description: An agent with a tiny token budget.
       permissions:
@@ -72,11 +83,19 @@ backends:
     url: https://%s
     tls:
       spiffe_id: spiffe://warden.test/upstream/kb
+  - name: vectors
+    kind: qdrant
+    url: https://%s
+    tls:
+      spiffe_id: spiffe://warden.test/upstream/qdrant
 routes:
   - path_prefix: /v1/
     backend: llm
   - path_prefix: /kb/
     backend: kb
+    strip_prefix: true
+  - path_prefix: /vectors/
+    backend: vectors
     strip_prefix: true
 policy:
   data: [roles.yaml]

@@ -25,7 +25,9 @@ import (
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/devenv"
 	"github.com/wardenhq/warden/internal/gateway"
+	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol/llmtest"
+	"github.com/wardenhq/warden/internal/protocol/qdrant/qdranttest"
 )
 
 // TrustDomain is the quickstart's dev trust domain.
@@ -42,6 +44,8 @@ var (
 	UnregisteredID = spiffeid.RequireFromString("spiffe://warden.test/agent/unregistered")
 	InternID       = spiffeid.RequireFromString("spiffe://warden.test/agent/intern")
 	BatchID        = spiffeid.RequireFromString("spiffe://warden.test/agent/batch")
+	TenantAID      = spiffeid.RequireFromString("spiffe://warden.test/agent/tenant-a")
+	QdrantID       = spiffeid.RequireFromString("spiffe://warden.test/upstream/qdrant")
 )
 
 // Options configure a run.
@@ -65,6 +69,7 @@ type Env struct {
 	AdminAddr string
 	clients   map[string]*http.Client
 	llm       *llmtest.Server
+	qdrant    *qdranttest.Server
 }
 
 // Run executes the quickstart and returns an error unless every scenario
@@ -139,7 +144,7 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 	if _, err = env.Mint("warden", WardenID, "localhost"); err != nil {
 		return nil, err
 	}
-	agents := map[string]spiffeid.ID{"support": SupportID, "training": TrainingID, "unregistered": UnregisteredID, "admin": AdminID, "intern": InternID, "batch": BatchID}
+	agents := map[string]spiffeid.ID{"support": SupportID, "training": TrainingID, "unregistered": UnregisteredID, "admin": AdminID, "intern": InternID, "batch": BatchID, "tenant-a": TenantAID}
 	for name, id := range agents {
 		svid, err := env.Mint(name, id)
 		if err != nil {
@@ -174,11 +179,31 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 
+	// A Qdrant-compatible stand-in (no Qdrant server ships for this machine;
+	// see internal/protocol/qdrant/qdranttest), seeded with two tenants' points.
+	qd := qdranttest.Start()
+	env.qdrant = qd
+	qd.CreateCollection("kb", 4)
+	qd.CreateCollection("docs", 4)
+	qd.Put("kb", qdranttest.Point{ID: jsonstrict.Number("1"), Vector: []float64{1, 0, 0, 0}, Payload: map[string]any{"text": "refund policy"}})
+	for i, t := range []string{"a", "b", "a", "b"} {
+		qd.Put("docs", qdranttest.Point{ID: jsonstrict.Number(fmt.Sprint(i + 1)), Vector: []float64{float64(i), 1, 0, 0},
+			Payload: map[string]any{"tenant_id": t, "text": "document of tenant " + t}})
+	}
+	qdSVID, err := env.Mint("upstream-qdrant", QdrantID, "localhost")
+	if err != nil {
+		return nil, err
+	}
+	qdAddr, err := env.Serve(qdSVID, WardenID, qd.Handler())
+	if err != nil {
+		return nil, err
+	}
+
 	if err = os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(rolesYAML), 0o644); err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "warden.yaml")
-	if err = os.WriteFile(cfgPath, []byte(fmt.Sprintf(configYAML, llmAddr, kbAddr)), 0o644); err != nil {
+	if err = os.WriteFile(cfgPath, []byte(fmt.Sprintf(configYAML, llmAddr, kbAddr, qdAddr)), 0o644); err != nil {
 		return nil, err
 	}
 	if env.Config, err = config.Load(cfgPath); err != nil {
@@ -207,6 +232,9 @@ func (env *Env) Close() {
 	}
 	if env.llm != nil {
 		env.llm.Close()
+	}
+	if env.qdrant != nil {
+		env.qdrant.Close()
 	}
 	env.Env.Close()
 }

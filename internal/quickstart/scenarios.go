@@ -62,6 +62,21 @@ func (env *Env) steps() []step {
 			desc: "unrevoke support, then chat", before: func(ctx context.Context, env *Env) error {
 				return env.admin(ctx, http.MethodDelete, "/v1/revocations?spiffe_id="+url.QueryEscape(SupportID.String()), "")
 			}},
+		// Vector database: collections by identity, tenant isolation.
+		{caller: "support", method: "POST", path: "/vectors/collections/kb/points/query", want: 200, desc: "search collection kb",
+			body: `{"query":[1,0,0,0],"limit":3,"with_payload":true}`},
+		{caller: "support", method: "PUT", path: "/vectors/collections/kb/points", want: 403, desc: "upsert into kb",
+			body: `{"points":[{"id":9,"vector":[0,0,0,1],"payload":{"text":"x"}}]}`},
+		{caller: "training", method: "PUT", path: "/vectors/collections/kb/points", want: 200, desc: "upsert into kb",
+			body: `{"points":[{"id":9,"vector":[0,0,0,1],"payload":{"text":"new doc"}}]}`},
+		{caller: "tenant-a", method: "POST", path: "/vectors/collections/docs/points/scroll", want: 200, desc: "scroll docs (2 tenants stored)",
+			body: `{"limit":10,"with_payload":true}`,
+			check: func(body string) (string, bool) {
+				a, b := strings.Count(body, `"tenant_id":"a"`), strings.Count(body, `"tenant_id":"b"`)
+				return fmt.Sprintf("sees %d points of tenant a, %d of tenant b", a, b), a == 2 && b == 0
+			}},
+		{caller: "tenant-a", method: "POST", path: "/vectors/collections/docs/points/scroll", want: 403, desc: "scroll with a filter naming tenant b",
+			body: `{"limit":10,"filter":{"should":[{"key":"tenant_id","match":{"value":"b"}}]}}`},
 		// LLM: which model, how much.
 		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 403, desc: "chat with model large"},
 		{caller: "training", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 200, desc: "chat with model large"},
