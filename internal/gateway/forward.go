@@ -76,6 +76,9 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 	w.Header().Set("X-Request-Id", st.id)
 	w.WriteHeader(resp.StatusCode)
 	n, readErr, writeErr := proxy.Copy(w, resp.Body, stream)
+	// Close before the outcome: a filtering body does its final accounting
+	// (a client that went away, a cut-off) on Close.
+	_ = resp.Body.Close()
 	status := resp.StatusCode
 	var cause error
 	switch {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/protocol"
+	"github.com/wardenhq/warden/internal/protocol/anthropic"
 	"github.com/wardenhq/warden/internal/protocol/mcp"
 	"github.com/wardenhq/warden/internal/protocol/openai"
 	"github.com/wardenhq/warden/internal/protocol/qdrant"
@@ -26,6 +27,9 @@ type protoDeps struct {
 var protocolFactories = map[string]func(*config.Config, protoDeps) (protocol.Protocol, error){
 	config.KindOpenAI: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
 		return openai.FromConfig(c, d.log.With("protocol", "openai"))
+	},
+	config.KindAnthropic: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
+		return anthropic.FromConfig(c, d.log.With("protocol", "anthropic"))
 	},
 	config.KindQdrant: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
 		return qdrant.FromConfig(c, d.log.With("protocol", "qdrant"))

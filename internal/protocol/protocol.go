@@ -20,6 +20,13 @@ const (
 	ActionWrite  = "write"
 	ActionInvoke = "invoke"
 	ActionAdmin  = "admin"
+	// ActionConnectExternal lets a model reach tools outside Warden (OpenAI
+	// Responses "mcp" tools, Anthropic mcp_servers). Roles' "*" does not
+	// cover it: it must be granted by name.
+	ActionConnectExternal = "connect_external"
+	// ActionServerRequest is a server→client request on an MCP stream
+	// (sampling, elicitation, roots). Roles' "*" does not cover it either.
+	ActionServerRequest = "server_request"
 )
 
 // Call is one thing a caller attempts. Policy decides each Call on its own;

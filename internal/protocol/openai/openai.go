@@ -31,11 +31,8 @@ import (
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
-// ActionConnectExternal is the action of the extra Call raised when a
-// request lets the model connect to servers outside Warden (remote MCP,
-// connectors, shell, computer use). The default policy denies it; a role
-// granting "*" actions must not cover it.
-const ActionConnectExternal = "connect_external"
+// ActionConnectExternal is protocol.ActionConnectExternal, kept for callers of this package.
+const ActionConnectExternal = protocol.ActionConnectExternal
 
 // Reason codes this package adds to protocol.Code*. Stable: clients match
 // on them.
