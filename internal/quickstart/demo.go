@@ -37,6 +37,12 @@ warden:
         - backend: vectors
           actions: [read]
           resources: {collection: [kb]}
+        - backend: tools
+          actions: [read]
+        - backend: tools
+          actions: [invoke]
+          operations: [tools/call]
+          resources: {tool: [search_kb]}
     budgeted-small:
       description: An agent with a tiny token budget.
       permissions:
@@ -88,6 +94,14 @@ backends:
     url: https://%s
     tls:
       spiffe_id: spiffe://warden.test/upstream/qdrant
+  - name: tools
+    kind: mcp
+    url: https://%s
+    tls:
+      spiffe_id: spiffe://warden.test/upstream/mcp
+    options:
+      pins_file: pins/tools.json
+      pin_mode: enforce
 routes:
   - path_prefix: /v1/
     backend: llm
@@ -97,6 +111,8 @@ routes:
   - path_prefix: /vectors/
     backend: vectors
     strip_prefix: true
+  - path_prefix: /mcp
+    backend: tools
 policy:
   data: [roles.yaml]
 audit:

@@ -46,6 +46,7 @@ var (
 	BatchID        = spiffeid.RequireFromString("spiffe://warden.test/agent/batch")
 	TenantAID      = spiffeid.RequireFromString("spiffe://warden.test/agent/tenant-a")
 	QdrantID       = spiffeid.RequireFromString("spiffe://warden.test/upstream/qdrant")
+	MCPUpstreamID  = spiffeid.RequireFromString("spiffe://warden.test/upstream/mcp")
 )
 
 // Options configure a run.
@@ -141,7 +142,8 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 			env.Close()
 		}
 	}()
-	if _, err = env.Mint("warden", WardenID, "localhost"); err != nil {
+	wardenSVID, err := env.Mint("warden", WardenID, "localhost")
+	if err != nil {
 		return nil, err
 	}
 	agents := map[string]spiffeid.ID{"support": SupportID, "training": TrainingID, "unregistered": UnregisteredID, "admin": AdminID, "intern": InternID, "batch": BatchID, "tenant-a": TenantAID}
@@ -199,11 +201,27 @@ func Start(ctx context.Context, o Options) (_ *Env, err error) {
 		return nil, err
 	}
 
+	// An MCP tool server (official Go SDK). Its tools are pinned as they
+	// are now; then one definition changes behind Warden's back.
+	mcpSVID, err := env.Mint("upstream-mcp", MCPUpstreamID, "localhost")
+	if err != nil {
+		return nil, err
+	}
+	mcpHandler, rugPull := newDemoMCP()
+	mcpAddr, err := env.Serve(mcpSVID, WardenID, mcpHandler)
+	if err != nil {
+		return nil, err
+	}
+	if err = pinTools(ctx, env.Client(wardenSVID, MCPUpstreamID), "https://"+mcpAddr+"/mcp", "tools", filepath.Join(dir, "pins", "tools.json")); err != nil {
+		return nil, err
+	}
+	rugPull()
+
 	if err = os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(rolesYAML), 0o644); err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "warden.yaml")
-	if err = os.WriteFile(cfgPath, []byte(fmt.Sprintf(configYAML, llmAddr, kbAddr, qdAddr)), 0o644); err != nil {
+	if err = os.WriteFile(cfgPath, []byte(fmt.Sprintf(configYAML, llmAddr, kbAddr, qdAddr, mcpAddr)), 0o644); err != nil {
 		return nil, err
 	}
 	if env.Config, err = config.Load(cfgPath); err != nil {

@@ -23,6 +23,13 @@ func TestQuickstart(t *testing.T) {
 		"no_binding_for_identity",
 		"identity_revoked",
 		"refused (TLS)",
+		"sees only: search_kb",
+		"tool_not_approved",
+		"sees 2 points of tenant a, 0 of tenant b",
+		"tenant_conflict",
+		"sees only: small",
+		"budget_exhausted",
+		"stream cut off at budget",
 		"audit chain: OK",
 		"expectations held",
 	} {

@@ -37,10 +37,15 @@ type step struct {
 	desc   string // shown instead of method+path when set
 	// before runs first (e.g. revoke via the admin API).
 	before func(ctx context.Context, env *Env) error
+	// hdr are extra request headers, name then value.
+	hdr []string
 	// check inspects a response body; it returns what to show as the reason
 	// and whether the expectation held.
 	check func(body string) (string, bool)
 }
+
+// mcpHeaders are what a Streamable HTTP client sends (2025-06-18).
+var mcpHeaders = []string{"Accept", "application/json, text/event-stream", "MCP-Protocol-Version", "2025-06-18"}
 
 // Steps are the seed scenarios. Later issues append theirs.
 func (env *Env) steps() []step {
@@ -77,6 +82,26 @@ func (env *Env) steps() []step {
 			}},
 		{caller: "tenant-a", method: "POST", path: "/vectors/collections/docs/points/scroll", want: 403, desc: "scroll with a filter naming tenant b",
 			body: `{"limit":10,"filter":{"should":[{"key":"tenant_id","match":{"value":"b"}}]}}`},
+		// MCP: which tools, and tools that change behind Warden's back.
+		{caller: "support", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 200, desc: "MCP tools/list",
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			check: func(body string) (string, bool) {
+				ok := strings.Contains(body, `"search_kb"`) && !strings.Contains(body, `"delete_record"`) && !strings.Contains(body, `"get_weather"`)
+				return "sees only: search_kb", ok
+			}},
+		{caller: "support", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 200, desc: "MCP call search_kb",
+			body: `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_kb","arguments":{"query":"refunds"}}}`},
+		{caller: "support", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 403, desc: "MCP call delete_record",
+			body: `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":"cust-42"}}}`},
+		{caller: "training", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 200, desc: "MCP call delete_record",
+			body: `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"delete_record","arguments":{"id":"cust-42"}}}`},
+		{caller: "training", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 200, desc: "MCP tools/list after a rug pull",
+			body: `{"jsonrpc":"2.0","id":5,"method":"tools/list"}`,
+			check: func(body string) (string, bool) {
+				return "changed get_weather hidden (pin mismatch)", strings.Contains(body, `"delete_record"`) && !strings.Contains(body, `"get_weather"`)
+			}},
+		{caller: "training", method: "POST", path: "/mcp", hdr: mcpHeaders, want: 403, desc: "MCP call the changed get_weather",
+			body: `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris"}}}`},
 		// LLM: which model, how much.
 		{caller: "support", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 403, desc: "chat with model large"},
 		{caller: "training", method: "POST", path: "/v1/chat/completions", body: chatLarge, want: 200, desc: "chat with model large"},
@@ -134,6 +159,9 @@ func (env *Env) run(ctx context.Context, s step) Result {
 		}
 		if s.body != "" {
 			hr.Header.Set("Content-Type", "application/json")
+		}
+		for i := 0; i+1 < len(s.hdr); i += 2 {
+			hr.Header.Set(s.hdr[i], s.hdr[i+1])
 		}
 		return env.clients[s.caller].Do(hr)
 	}
