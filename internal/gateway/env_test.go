@@ -94,7 +94,7 @@ timeouts:
 
 // testEnv is Warden in front of one upstream, with agents' clients.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	dev      *devenv.Env
 	g        *Gateway
 	cfg      *config.Config
@@ -147,7 +147,7 @@ func (r *recorder) last() *http.Request {
 	return r.reqs[len(r.reqs)-1]
 }
 
-func newTestEnv(t *testing.T, o envOpts) *testEnv {
+func newTestEnv(t testing.TB, o envOpts) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	dev, err := devenv.New(dir, spiffeid.RequireTrustDomainFromString("warden.test"))
@@ -265,7 +265,7 @@ func readAll(resp *http.Response) string {
 	}
 }
 
-func write(t *testing.T, path, s string) {
+func write(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
