@@ -280,15 +280,17 @@ func (env *Env) serve(ctx context.Context, o Options) error {
 	env.Gateway = g
 	go func() { _ = g.Run(ctx) }()
 	svids := filepath.Join(env.Dir, "svids")
-	data := "https://" + g.Addr("data")
+	// curl checks the host name: Warden's dev SVID carries DNS SAN localhost.
+	_, port, _ := net.SplitHostPort(g.Addr("data"))
+	data := "https://localhost:" + port
 	curl := func(agent, rest string) string {
-		return fmt.Sprintf("curl --cacert %[1]s/%[2]s/svid_bundle.pem --cert %[1]s/%[2]s/svid.pem --key %[1]s/%[2]s/svid_key.pem %[3]s",
+		return fmt.Sprintf("curl -s --cacert %[1]s/%[2]s/svid_bundle.pem --cert %[1]s/%[2]s/svid.pem --key %[1]s/%[2]s/svid_key.pem %[3]s",
 			svids, agent, rest)
 	}
 	fmt.Fprintf(o.Out, "\nWarden is serving on %s (admin %s). Try:\n\n", data, g.Addr("admin"))
-	fmt.Fprintf(o.Out, "  %s\n\n", curl("support", data+"/kb/docs"))
+	fmt.Fprintf(o.Out, "  %s\n\n", curl("support", data+"/kb/docs/refunds"))
 	fmt.Fprintf(o.Out, "  %s\n\n", curl("support", "-X POST -H 'Content-Type: application/json' -d '{\"model\":\"small\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}' "+data+"/v1/chat/completions"))
-	fmt.Fprintf(o.Out, "  %s   # denied: read-only\n\n", curl("support", "-X POST -d '{}' "+data+"/kb/docs"))
+	fmt.Fprintf(o.Out, "  %s   # denied: read-only\n\n", curl("support", "-X PUT -d '{}' "+data+"/kb/docs/refunds"))
 	fmt.Fprintf(o.Out, "  WARDEN_ADMIN_ADDR=%s WARDEN_SVID_DIR=%s/admin warden revoke %s --reason demo\n\n", g.Addr("admin"), svids, SupportID)
 	fmt.Fprintf(o.Out, "  warden audit verify %s\n\nCtrl-C to stop.\n", env.Config.Resolve(env.Config.Audit.Path))
 	<-ctx.Done()
