@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -456,4 +457,62 @@ func globMatch(pat, v string) bool {
 	}
 	prefix, ok := strings.CutSuffix(pat, "*")
 	return ok && strings.HasPrefix(v, prefix)
+}
+
+// grantCache keeps callers' grants for one policy version. A reload builds a
+// new version and so a new, empty cache. It is bounded: when full it starts
+// over, so a flood of distinct identities costs evaluations, not memory.
+type grantCache struct {
+	mu sync.RWMutex
+	m  map[Subject]*callerGrants
+}
+
+const grantCacheMax = 8192
+
+func (c *grantCache) get(s Subject) (*callerGrants, bool) {
+	c.mu.RLock()
+	g, ok := c.m[s]
+	c.mu.RUnlock()
+	return g, ok
+}
+
+func (c *grantCache) put(s Subject, g *callerGrants) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= grantCacheMax {
+		c.m = make(map[Subject]*callerGrants, 64)
+	}
+	c.m[s] = g
+	c.mu.Unlock()
+}
+
+// decideFast decides in with the caller's cached grants. ok is false when
+// the call must be evaluated in full (grants in an unexpected shape).
+func (e *Engine) decideFast(ctx context.Context, v *version, in *Input) (d protocol.Decision, ok bool, err error) {
+	subj := in.Subject.complete()
+	g, hit := v.cache.get(subj)
+	if !hit {
+		if g, err = e.grants(ctx, v, subj); err != nil {
+			d, err = e.fail(v, ReasonError, err)
+			return d, true, err
+		}
+		if g == nil {
+			return protocol.Decision{}, false, nil
+		}
+		v.cache.put(subj, g)
+	}
+	if err := checkValues(in.Resource, 0); err != nil {
+		d, err = e.fail(v, ReasonError, fmt.Errorf("%w: %w", ErrInput, err))
+		return d, true, err
+	}
+	if err := checkValues(in.Guards, 0); err != nil {
+		d, err = e.fail(v, ReasonError, fmt.Errorf("%w: %w", ErrInput, err))
+		return d, true, err
+	}
+	d, err = g.decide(in)
+	if err != nil {
+		d, err = e.fail(v, ReasonError, err)
+		return d, true, err
+	}
+	e.count(d)
+	return d, true, nil
 }

@@ -64,6 +64,8 @@ type version struct {
 	// when the policy is not the unmodified default library.
 	grants   *rego.PreparedEvalQuery
 	loadedAt time.Time
+	// cache holds callers' grants for this version (see cachedGrants).
+	cache grantCache
 }
 
 // New loads, compiles, checks and prepares the policy. An empty cfg.Paths
@@ -218,6 +220,21 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (protocol.Decision, erro
 	if in == nil {
 		return e.fail(v, ReasonError, fmt.Errorf("%w: nil input", ErrInput))
 	}
+	if v.grants != nil {
+		// The unmodified default library: the caller's grants come from
+		// OPA once per identity and policy version; the call is matched
+		// against them in Go with the library's semantics (the same path
+		// as DecideMany, checked against full evaluation by
+		// TestBatchMatchesDecide).
+		if d, ok, err := e.decideFast(ctx, v, in); ok {
+			return d, err
+		}
+	}
+	return e.decideOPA(ctx, v, in)
+}
+
+// decideOPA evaluates the full decision query.
+func (e *Engine) decideOPA(ctx context.Context, v *version, in *Input) (protocol.Decision, error) {
 	now := in.Time
 	if now.IsZero() {
 		now = e.now()
