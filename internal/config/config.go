@@ -37,6 +37,10 @@ type Config struct {
 	IdentityHeader string `yaml:"identity_header"`
 	// Log configures the application log (not the audit log).
 	Log Log `yaml:"log"`
+	// Guard turns on the content detectors (prompt injection, secrets, PII)
+	// on request bodies; their verdict reaches policy as input.guards.
+	// Optional: absent means guardrails are off.
+	Guard *Guard `yaml:"guard"`
 
 	// path is the file the config was loaded from; relative paths inside the
 	// config are resolved against its directory.
@@ -287,4 +291,31 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json (default) or text.
 	Format string `yaml:"format"`
+}
+
+// Guard configures the guardrail detectors (internal/guard). The gateway
+// builds one scanner from it at startup.
+type Guard struct {
+	// Thresholds per context ("user", "tool_output", "tool_description",
+	// "document", "response"): the score per category at or above which a
+	// text is blocked. Missing contexts (and zero fields) keep the
+	// detectors' defaults; a value above 1 never blocks.
+	Thresholds map[string]GuardThresholds `yaml:"thresholds"`
+	// Disable turns off whole categories: "prompt_injection", "secret", "pii".
+	Disable []string `yaml:"disable"`
+	// FailMode is what a request whose scan runs over budget gets: "closed"
+	// (default: refused) or "open" (forwarded, flagged over_budget).
+	FailMode string `yaml:"fail_mode"`
+	// Timeout bounds the scan of one request body, all its strings together.
+	// Default 250ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxBytes caps the bytes of one string scanned. Default 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+}
+
+// GuardThresholds are the per-category blocking scores of one context.
+type GuardThresholds struct {
+	PromptInjection float64 `yaml:"prompt_injection"`
+	Secret          float64 `yaml:"secret"`
+	PII             float64 `yaml:"pii"`
 }

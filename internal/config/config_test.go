@@ -91,3 +91,47 @@ func TestValidateReportsAll(t *testing.T) {
 		}
 	}
 }
+
+func TestGuardSection(t *testing.T) {
+	base, _ := filepathRead(t, "valid.yaml")
+	c, err := Parse("w.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Guard != nil {
+		t.Fatalf("guard absent from the file but set: %+v", c.Guard)
+	}
+	c, err = Parse("w.yaml", []byte(base+"guard:\n  thresholds:\n    tool_output: {prompt_injection: 0.5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Guard
+	if g == nil || g.FailMode != "closed" || g.Timeout != 250*time.Millisecond || g.MaxBytes != 1<<20 {
+		t.Fatalf("guard defaults not applied: %+v", g)
+	}
+	if g.Thresholds["tool_output"].PromptInjection != 0.5 {
+		t.Errorf("thresholds = %+v", g.Thresholds)
+	}
+
+	bad := base + "guard:\n  fail_mode: maybe\n  disable: [secret, jokes]\n  thresholds:\n    chat: {pii: 1}\n"
+	_, err = Parse("w.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"guard.fail_mode: must be closed or open", "guard.disable[1]: unknown category \"jokes\"", "guard.thresholds.chat: unknown context"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\n does not contain %q", err, w)
+		}
+	}
+	if !strings.Contains(err.Error(), "w.yaml:") {
+		t.Errorf("error does not name the line: %v", err)
+	}
+	_, err = Parse("w.yaml", []byte(base+"guard:\n  timeout: 2 bananas\n"))
+	if err == nil || !strings.Contains(err.Error(), "w.yaml:") {
+		t.Errorf("bad duration: %v", err)
+	}
+	_, err = Parse("w.yaml", []byte(base+"guard:\n  tresholds: {}\n"))
+	if err == nil || !strings.Contains(err.Error(), "field tresholds not found") {
+		t.Errorf("unknown key: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,6 +134,13 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.IdentityHeader, DefaultIdentityHeader)
 	setStr(&c.Log.Level, "info")
 	setStr(&c.Log.Format, "json")
+	if g := c.Guard; g != nil {
+		setStr(&g.FailMode, "closed")
+		setDur(&g.Timeout, 250*time.Millisecond)
+		if g.MaxBytes == 0 {
+			g.MaxBytes = 1 << 20
+		}
+	}
 }
 
 func joinDir(file, name string) string {
@@ -370,6 +378,9 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		v.add("log.format", "must be json or text")
 	}
+	if g := c.Guard; g != nil {
+		v.guard(g)
+	}
 	return errors.Join(v.errs...)
 }
 
@@ -419,4 +430,37 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// guardContexts and guardCategories mirror internal/guard's names (config
+// imports no runtime package).
+var (
+	guardContexts   = []string{"user", "tool_output", "tool_description", "document", "response"}
+	guardCategories = []string{"prompt_injection", "secret", "pii"}
+)
+
+func (v *validator) guard(g *Guard) {
+	if g.FailMode != "closed" && g.FailMode != "open" {
+		v.add("guard.fail_mode", "must be closed or open, not %q", g.FailMode)
+	}
+	if g.Timeout < 0 {
+		v.add("guard.timeout", "must not be negative")
+	}
+	if g.MaxBytes < 0 {
+		v.add("guard.max_bytes", "must not be negative")
+	}
+	for i, d := range g.Disable {
+		if !slices.Contains(guardCategories, d) {
+			v.add(fmt.Sprintf("guard.disable[%d]", i), "unknown category %q (want one of %s)", d, strings.Join(guardCategories, ", "))
+		}
+	}
+	for k, t := range g.Thresholds {
+		f := "guard.thresholds." + k
+		if !slices.Contains(guardContexts, k) {
+			v.add(f, "unknown context %q (want one of %s)", k, strings.Join(guardContexts, ", "))
+		}
+		if t.PromptInjection < 0 || t.Secret < 0 || t.PII < 0 {
+			v.add(f, "thresholds must not be negative")
+		}
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/guard"
 	"github.com/wardenhq/warden/internal/identity"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -87,6 +88,7 @@ type Gateway struct {
 	auditLog *audit.Log
 	revs     Revocations
 	limits   admitter
+	guard    *guard.Scanner // nil: guardrails off
 	idm      *identity.Metrics
 	router   *router
 	killer   *killer
@@ -194,6 +196,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		return nil, fmt.Errorf("gateway: limits: %w", err)
 	}
 	g.limits = limiter{lim}
+	if g.guard, err = newScanner(cfg.Guard, g.log.With("component", "guard")); err != nil {
+		return nil, fmt.Errorf("gateway: guard: %w", err)
+	}
 	unsub := g.revs.Subscribe(g.onRevocation)
 	g.closers = append(g.closers, func() error { unsub(); return nil })
 

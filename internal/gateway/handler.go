@@ -57,7 +57,8 @@ type reqState struct {
 	route   *route
 	kind    string
 	bytesIn int64
-	upPath  string // escaped path as forwarded (route prefix stripped)
+	upPath  string         // escaped path as forwarded (route prefix stripped)
+	guards  map[string]any // input.guards; nil when not scanned
 }
 
 // upstreamRequest returns r as the upstream will see it: with the route's
@@ -171,6 +172,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if _, gerr := h.scanRequest(ctx, st, body, calls); gerr != nil {
+		h.deny(w, r, st, x, proto, nil, gerr, []string{protocol.CodeGuardBlocked + ":over_budget"})
+		return
+	}
+
 	subject := subjectOf(peer)
 	reqIn := requestOf(r)
 	decisions, err := h.decide(ctx, st, subject, reqIn, calls)
@@ -188,7 +194,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !allowed {
-		h.deny(w, r, st, x, proto, decisions, protocol.Errorf(http.StatusForbidden, protocol.CodePolicyDenied, "request denied by policy"), reasonsOf(decisions, "denied"))
+		code := protocol.CodePolicyDenied
+		if guardDenied(decisions) {
+			code = protocol.CodeGuardBlocked
+		}
+		h.deny(w, r, st, x, proto, decisions, protocol.Errorf(http.StatusForbidden, code, "request denied by policy"), reasonsOf(decisions, "denied"))
 		return
 	}
 
@@ -224,6 +234,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := h.record(st, "decision", calls, decisions)
 	rec.Decision = "allow"
 	rec.Reasons = reasonsOf(decisions, "allowed")
+	rec.Protocol = withGuards(st, nil)
 	if lim != nil && lim.Degraded() != "" {
 		// Admitted by this replica's local counters while Redis was down.
 		rec.Reasons = append(rec.Reasons, lim.Degraded())
@@ -389,12 +400,15 @@ func (h *handler) input(subject policy.Subject, req policy.Request, rt *route, c
 // engine's fail-closed reasons).
 func (h *handler) decide(ctx context.Context, st *reqState, subject policy.Subject, req policy.Request, calls []protocol.Call) ([]protocol.Decision, error) {
 	if len(calls) == 1 {
-		d, err := h.g.policy.Decide(ctx, h.input(subject, req, st.route, calls[0]))
+		in := h.input(subject, req, st.route, calls[0])
+		in.Guards = st.guards
+		d, err := h.g.policy.Decide(ctx, in)
 		return []protocol.Decision{d}, err
 	}
 	ins := make([]*policy.Input, len(calls))
 	for i, c := range calls {
 		ins[i] = h.input(subject, req, st.route, c)
+		ins[i].Guards = st.guards
 	}
 	ds, err := h.g.policy.DecideMany(ctx, ins)
 	if err == nil && len(ds) != len(calls) {
@@ -541,7 +555,7 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, st *reqState, x p
 		rec.Error = e.Code
 	}
 	if x != nil {
-		rec.Protocol = x.Audit()
+		rec.Protocol = withGuards(st, x.Audit())
 	}
 	if err := h.g.audit.Append(r.Context(), rec); err != nil {
 		h.g.log.LogAttrs(r.Context(), slog.LevelError, "audit write failed for a denial",
