@@ -98,8 +98,9 @@ func (e *Engine) DecideMany(ctx context.Context, ins []*Input) ([]protocol.Decis
 			errs = append(errs, fmt.Errorf("item %d: %w", i, ent.err))
 			continue
 		}
-		if ent.g == nil {
-			// Grants in an unexpected shape: decide this one in full.
+		if ent.g == nil || guardsMayBlock(in.Guards) {
+			// Grants in an unexpected shape, or a guard verdict the Go
+			// matcher does not know: decide this one in full.
 			d, err := e.Decide(ctx, in)
 			out[i] = d
 			if err != nil {
@@ -488,6 +489,9 @@ func (c *grantCache) put(s Subject, g *callerGrants) {
 // decideFast decides in with the caller's cached grants. ok is false when
 // the call must be evaluated in full (grants in an unexpected shape).
 func (e *Engine) decideFast(ctx context.Context, v *version, in *Input) (d protocol.Decision, ok bool, err error) {
+	if guardsMayBlock(in.Guards) {
+		return protocol.Decision{}, false, nil
+	}
 	subj := in.Subject.complete()
 	g, hit := v.cache.get(subj)
 	if !hit {
@@ -515,4 +519,14 @@ func (e *Engine) decideFast(ctx context.Context, v *version, in *Input) (d proto
 	}
 	e.count(d)
 	return d, true, nil
+}
+
+// guardsMayBlock reports whether the library's guard rule (guards.rego) may
+// deny this input: it only looks further when input.guards.blocked is true.
+// Such inputs are rare (a detector blocked the request) and are decided by
+// full evaluation, so the Go matcher never has to know the guard rule.
+// Anything but an absent or false "blocked" counts as may-block.
+func guardsMayBlock(g map[string]any) bool {
+	v, ok := g["blocked"]
+	return ok && v != false
 }

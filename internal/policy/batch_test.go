@@ -85,6 +85,27 @@ func randomInput(r *rand.Rand) *Input {
 			in.Resource[f] = v
 		}
 	}
+	if r.IntN(2) == 0 {
+		in.Resource["tools"] = pick([]any{}, []any{"get_weather"}).([]any)
+	}
+	// input.guards: absent, clean, or blocked in various ways (the library's
+	// guard rule must agree between the fast path and full evaluation).
+	blocked := func(by, ctxs []any, pi float64) map[string]any {
+		return map[string]any{"blocked": true, "over_budget": false, "blocked_by": by, "blocked_contexts": ctxs,
+			"categories": map[string]any{"prompt_injection": map[string]any{"count": 1.0, "max_score": pi, "rules": []any{"pi.override"}}}}
+	}
+	switch r.IntN(6) {
+	case 1:
+		in.Guards = map[string]any{"blocked": false, "over_budget": false, "blocked_by": []any{}, "blocked_contexts": []any{}, "categories": map[string]any{}}
+	case 2:
+		in.Guards = blocked([]any{"prompt_injection"}, []any{"user"}, 0.8)
+	case 3:
+		in.Guards = blocked([]any{"prompt_injection"}, []any{"user"}, 0.95)
+	case 4:
+		in.Guards = blocked([]any{"prompt_injection", "secret"}, []any{"tool_output"}, 0.7)
+	case 5:
+		in.Guards = blocked([]any{"secret"}, []any{"user"}, 0)
+	}
 	return in
 }
 

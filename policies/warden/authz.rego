@@ -21,6 +21,8 @@ decision := {"allow": false, "reasons": ["no_binding_for_identity"], "obligation
 	count(roles) == 0
 } else := {"allow": false, "reasons": ["no_matching_role"], "obligations": {}} if {
 	count(matched) == 0
+} else := {"allow": false, "reasons": guard_reasons, "obligations": {}} if {
+	count(guard_reasons) > 0
 } else := {"allow": false, "reasons": reasons, "obligations": {}} if {
 	count(obligation_conflicts) > 0
 	reasons := [concat("", ["obligation_conflict:", k]) | some k in obligation_conflicts]
@@ -151,4 +153,47 @@ glob_ok(pat, v) if pat == v
 glob_ok(pat, v) if {
 	endswith(pat, "*")
 	startswith(v, trim_suffix(pat, "*"))
+}
+
+# Guardrails. The gateway's content detectors (docs/guardrails.md) put their
+# verdict on the request in input.guards. A blocked verdict denies a call
+# when the block matters most: the model can act (tools are offered or
+# called), third-party text flows in (a tool result, a tool description, a
+# retrieved document), or the detectors are near certain of a prompt
+# injection. A blocked secret or injection phrase in a plain chat turn
+# without tools is left to the audit log (input.guards is recorded with
+# every decision). Without input.guards (guardrails off) nothing changes.
+
+# guard_reasons are the reasons a call is denied for its guard verdict:
+# "guard_blocked:<category>" for every category (or "over_budget") that
+# blocked. Empty when the call is not guard-blocked.
+guard_reasons := [concat("", ["guard_blocked:", c]) | some c in guard_blocked_by] if {
+	guard_applies
+} else := []
+
+guard_blocked_by := input.guards.blocked_by if {
+	count(input.guards.blocked_by) > 0
+} else := ["unspecified"]
+
+guard_applies if {
+	input.guards.blocked == true
+	guard_exposed
+}
+
+# guard_exposed: tools offered to the model (OpenAI/Anthropic
+# resource.tools) or an MCP tool call.
+guard_exposed if count(object.get(input.resource, "tools", [])) > 0
+
+guard_exposed if input.operation == "tools/call"
+
+# Third-party text blocked in its own (stricter) context.
+guard_exposed if {
+	some c in input.guards.blocked_contexts
+	c in {"tool_output", "tool_description", "document"}
+}
+
+# High-confidence prompt injection anywhere.
+guard_exposed if {
+	"prompt_injection" in input.guards.blocked_by
+	input.guards.categories.prompt_injection.max_score >= 0.9
 }

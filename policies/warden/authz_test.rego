@@ -252,3 +252,57 @@ test_data_errors if {
 	}
 	errs == expected
 }
+
+# Guard rule (guards.rego): a blocked guard verdict denies when tools are in
+# play, third-party text flows in, or an injection is near certain; a
+# blocked secret in a plain chat turn is allowed (and audited).
+guarded(inp, g) := object.union(inp, {"guards": g})
+
+guard_verdict(by, ctxs, pi) := {
+	"blocked": true, "over_budget": false, "blocked_by": by, "blocked_contexts": ctxs,
+	"categories": {"prompt_injection": {"count": 1, "max_score": pi, "rules": ["pi.override"]}},
+}
+
+support_chat(tools) := x if {
+	c := call("spiffe://example.org/agent/support", "llm", "invoke")
+	x := object.union(c, {"operation": "chat.completions", "resource": {"kind": "openai", "backend": "llm", "tools": tools}})
+}
+
+test_guard_blocks_injection_toward_tools if {
+	d := decide(guarded(support_chat(["get_weather"]), guard_verdict(["prompt_injection"], ["user"], 0.8)), example)
+	not d.allow
+	d.reasons == ["guard_blocked:prompt_injection"]
+}
+
+test_guard_blocks_injected_tool_result if {
+	d := decide(guarded(support_chat([]), guard_verdict(["prompt_injection"], ["tool_output"], 0.7)), example)
+	not d.allow
+	d.reasons == ["guard_blocked:prompt_injection"]
+}
+
+test_guard_blocks_certain_injection_without_tools if {
+	not decide(guarded(support_chat([]), guard_verdict(["prompt_injection"], ["user"], 0.95)), example).allow
+}
+
+test_guard_blocks_mcp_tool_call if {
+	c := object.union(call("spiffe://example.org/pipeline/training", "tools", "invoke"), {"operation": "tools/call"})
+	d := decide(guarded(c, guard_verdict(["secret"], ["user"], 0)), example)
+	d.reasons == ["guard_blocked:secret"]
+}
+
+test_guard_allows_user_turn_without_tools if {
+	d := decide(guarded(support_chat([]), guard_verdict(["secret"], ["user"], 0)), example)
+	d.allow
+	d.reasons == ["allowed_by_role:support-reader"]
+}
+
+test_guard_clean_verdict_allows if {
+	g := {"blocked": false, "over_budget": false, "blocked_by": [], "blocked_contexts": [], "categories": {}}
+	decide(guarded(support_chat(["get_weather"]), g), example).allow
+}
+
+test_guard_does_not_grant if {
+	# A guard verdict never turns a missing role into an allow or changes its reason.
+	d := decide(guarded(call("spiffe://example.org/agent/support", "kb", "write"), guard_verdict(["prompt_injection"], ["tool_output"], 1)), example)
+	d.reasons == ["no_matching_role"]
+}
