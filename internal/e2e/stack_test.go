@@ -65,6 +65,8 @@ type stackOpts struct {
 	dir     string
 	llmURL  string
 	replica string
+	// extra is appended to the config (e.g. a guard section).
+	extra string
 }
 
 // stack is Warden in front of an OpenAI-compatible upstream.
@@ -140,7 +142,7 @@ backends:
 routes: [{path_prefix: /v1/, backend: llm}]
 policy: {data: [roles.yaml], timeout: 3s}
 audit: {path: audit%s/audit.jsonl}
-%s`, s.llmURL, o.replica, redis)
+%s%s`, s.llmURL, o.replica, redis, o.extra)
 	cfgPath := filepath.Join(dir, "warden"+o.replica+".yaml")
 	write(t, cfgPath, cfgYAML)
 	if s.cfg, err = config.Load(cfgPath); err != nil {
