@@ -67,6 +67,9 @@ type stackOpts struct {
 	replica string
 	// extra is appended to the config (e.g. a guard section).
 	extra string
+	// backends and routes are appended to those lists (YAML list items,
+	// indented by two spaces).
+	backends, routes string
 }
 
 // stack is Warden in front of an OpenAI-compatible upstream.
@@ -139,10 +142,11 @@ backends:
     kind: openai
     url: %s
     tls: {spiffe_id: "spiffe://warden.test/upstream/llm"}
-routes: [{path_prefix: /v1/, backend: llm}]
-policy: {data: [roles.yaml], timeout: 3s}
+%sroutes:
+  - {path_prefix: /v1/, backend: llm}
+%spolicy: {data: [roles.yaml], timeout: 3s}
 audit: {path: audit%s/audit.jsonl}
-%s%s`, s.llmURL, o.replica, redis, o.extra)
+%s%s`, s.llmURL, o.backends, o.routes, o.replica, redis, o.extra)
 	cfgPath := filepath.Join(dir, "warden"+o.replica+".yaml")
 	write(t, cfgPath, cfgYAML)
 	if s.cfg, err = config.Load(cfgPath); err != nil {
