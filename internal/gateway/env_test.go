@@ -90,6 +90,8 @@ limits:
   max_header_bytes: 8192
 timeouts:
   shutdown: 5s
+  read_header: 1s
+  read_body: 1s
 `
 
 // testEnv is Warden in front of one upstream, with agents' clients.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -29,6 +30,10 @@ import (
 )
 
 type connKey struct{}
+
+// CodeRequestTimeout is the reason code for a body that did not arrive
+// within timeouts.read_body.
+const CodeRequestTimeout = "request_timeout"
 
 // handler serves one data-plane listener. Every request goes through the
 // same steps, in this order, and leaves by one of two doors: fail (an
@@ -149,12 +154,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	body, berr := h.readBody(w, r)
 	if berr != nil {
-		if berr.Status == http.StatusRequestEntityTooLarge {
-			// Do not drain an oversized body, and never reuse the connection:
-			// net/http does not re-apply MaxHeaderBytes to the next request
-			// on it after a handler left a large body unread (seen on Go 1.26).
-			w.Header().Set("Connection", "close")
-		}
+		// Never drain a body that could not be read (too large, too slow,
+		// malformed) and never reuse the connection: a slow client would
+		// otherwise hold it open, and net/http does not re-apply
+		// MaxHeaderBytes to the next request on it after a handler left a
+		// large body unread (seen on Go 1.26).
+		w.Header().Set("Connection", "close")
 		h.deny(w, r, st, nil, proto, nil, berr, []string{berr.Code})
 		return
 	}
@@ -296,7 +301,9 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *pro
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(h.g.now().Add(h.g.cfg.Timeouts.ReadBody))
-	defer rc.SetReadDeadline(time.Time{})
+	// The deadline is cleared only after a complete read: on an error path it
+	// stays, so net/http's attempt to drain the rest fails fast and the
+	// connection closes instead of waiting on a slow client.
 
 	var src io.Reader = http.MaxBytesReader(w, r.Body, max)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -337,12 +344,16 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *pro
 			if errors.As(err, &mbe) {
 				return nil, tooBig
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, &protocol.Error{Status: http.StatusRequestTimeout, Code: CodeRequestTimeout, Message: "request body not received in time", Err: err}
+			}
 			return nil, &protocol.Error{Status: http.StatusBadRequest, Code: protocol.CodeInvalidRequest, Message: "could not read request body", Err: err}
 		}
 	}
 	if int64(len(buf)) > max {
 		return nil, tooBig
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	return buf, nil
 }
 
