@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
@@ -27,6 +28,8 @@ type exchange struct {
 
 	model            string
 	stream           bool
+	redact           bool // the redact obligation applies (non-streaming chat)
+	redacted         int  // strings the Redactor changed
 	clientUsage      bool // the client asked for stream_options.include_usage
 	injectedUsage    bool // Warden forced include_usage and drops the extra chunk
 	maxTokens        int64
@@ -56,7 +59,11 @@ func (x *exchange) Calls() []protocol.Call { return x.calls }
 // and the body sent is the canonical encoding of the parsed request, with
 // stream_options.include_usage forced on for streamed completions.
 func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, error) {
-	if err := CheckDecisions(x.calls, ds); err != nil {
+	if err := checkDecisions(x.calls, ds, ObligationRedact); err != nil {
+		return nil, err
+	}
+	var err error
+	if x.redact, err = x.redactWanted(ds); err != nil {
 		return nil, err
 	}
 	if x.tree == nil {
@@ -82,6 +89,12 @@ func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, e
 // every obligation is one Warden enforces ("limits", applied by the
 // gateway). Shared with the Anthropic package.
 func CheckDecisions(calls []protocol.Call, ds []protocol.Decision) error {
+	return checkDecisions(calls, ds)
+}
+
+// checkDecisions is CheckDecisions that also accepts the obligations in
+// extra (which the caller must then apply).
+func checkDecisions(calls []protocol.Call, ds []protocol.Decision, extra ...string) error {
 	if len(ds) != len(calls) {
 		return &protocol.Error{Status: http.StatusInternalServerError, Code: protocol.CodeInternal, Message: "internal error",
 			Err: fmt.Errorf("openai: %d decisions for %d calls", len(ds), len(calls))}
@@ -94,7 +107,7 @@ func CheckDecisions(calls []protocol.Call, ds []protocol.Decision) error {
 			return protocol.Errorf(http.StatusForbidden, protocol.CodePolicyDenied, "request denied by policy")
 		}
 		for k := range d.Obligations {
-			if k != "limits" {
+			if k != "limits" && !slices.Contains(extra, k) {
 				return &protocol.Error{Status: http.StatusForbidden, Code: CodeObligationRejected, Message: "request denied: policy attached a condition this endpoint cannot apply",
 					Err: fmt.Errorf("openai: unsupported obligation %q", k)}
 			}
@@ -241,6 +254,11 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 		}
 	}
 	x.usage.Finish = finishOf(m)
+	if x.redact {
+		if raw, err = x.redactChat(ctx, raw); err != nil {
+			return err
+		}
+	}
 	SetBody(resp, io.NopCloser(bytes.NewReader(raw)), int64(len(raw)))
 	return nil
 }
@@ -343,6 +361,9 @@ func (x *exchange) Audit() map[string]any {
 		return a
 	}
 	a["stream"] = x.stream
+	if x.redact {
+		a["redacted"] = x.redacted
+	}
 	AuditUsage(a, &x.usage)
 	return a
 }

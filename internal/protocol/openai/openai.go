@@ -74,6 +74,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Log receives debug records (never bodies). Nil discards.
 	Log *slog.Logger
+	// Redactor applies the redact obligation (see ObligationRedact); nil
+	// refuses it.
+	Redactor Redactor
 	// AfterFunc schedules stream duration caps; nil means time.AfterFunc.
 	AfterFunc func(time.Duration, func()) func() bool
 }
