@@ -45,13 +45,14 @@ func main() {
 	size := flag.Int("size", 1024, "request body bytes (POST)")
 	roles := flag.Int("roles", 1000, "role bindings in the roles file (plus the bench agent's)")
 	mode := flag.String("audit", "batched", "audit mode: batched or strict")
+	proto := flag.String("protocol", "http", "backend kind and workload: http (POST of -size bytes), qdrant (a search), mcp (a tools/call)")
 	flag.Parse()
-	if err := run(*rate, *dur, *size, *roles, *mode); err != nil {
+	if err := run(*rate, *dur, *size, *roles, *mode, *proto); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(rate int, dur time.Duration, size, nroles int, mode string) error {
+func run(rate int, dur time.Duration, size, nroles int, mode, proto string) error {
 	dir, err := os.MkdirTemp("", "warden-bench-")
 	if err != nil {
 		return err
@@ -74,11 +75,18 @@ func run(rate int, dur time.Duration, size, nroles int, mode string) error {
 		return err
 	}
 	reply := bytes.Repeat([]byte("r"), 256)
-	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var echo http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(reply)
 	})
+	wl, err := newWorkload(proto, size)
+	if err != nil {
+		return err
+	}
+	if wl.upstream != nil {
+		echo = wl.upstream
+	}
 	// The direct target accepts the agent; the Warden target accepts only Warden.
 	directAddr, err := dev.Serve(up, agentID, echo)
 	if err != nil {
@@ -104,13 +112,14 @@ func run(rate int, dur time.Duration, size, nroles int, mode string) error {
 listeners: [{name: data, address: "127.0.0.1:0"}]
 backends:
   - name: app
+    kind: %s
     url: https://%s
     tls: {spiffe_id: "spiffe://warden.test/upstream/app"}
 routes: [{path_prefix: /, backend: app}]
 policy: {data: [roles.yaml]}
 audit: {path: audit/audit.jsonl, mode: %s}
 log: {level: error}
-`, viaAddr, mode)
+`, wl.kind, viaAddr, mode)
 	cfgPath := filepath.Join(dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o644); err != nil {
 		return err
@@ -140,10 +149,10 @@ log: {level: error}
 	}
 	direct := h1(upstreamID)
 	via := h1(wardenID)
-	body := bytes.Repeat([]byte("x"), size)
+	body := wl.body
 	targets := []*target{
-		{name: "direct", url: "https://" + directAddr + "/bench", client: direct},
-		{name: "warden", url: "https://" + g.Addr("data") + "/bench", client: via},
+		{name: "direct", url: "https://" + directAddr + wl.path, client: direct, header: wl.header},
+		{name: "warden", url: "https://" + g.Addr("data") + wl.path, client: via, header: wl.header},
 	}
 	// Warm up connections and caches.
 	for _, t := range targets {
@@ -155,7 +164,7 @@ log: {level: error}
 			t.load(rate, dur/time.Duration(rounds), body, true)
 		}
 	}
-	fmt.Printf("# Warden overhead, %d req/s open loop, %d B POST bodies, HTTP/1.1 keep-alive, mTLS both setups\n", rate, size)
+	fmt.Printf("# Warden overhead, %d req/s open loop, workload %s (%d B request bodies), HTTP/1.1 keep-alive, mTLS both setups\n", rate, wl.name, len(body))
 	fmt.Printf("# %s, %d CPUs, %s/%s, audit=%s, %d role bindings\n", runtime.Version(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, mode, nroles+1)
 	fmt.Printf("%-8s %8s %8s %10s %10s %10s %10s\n", "target", "ok", "errors", "p50", "p90", "p99", "max")
 	for _, t := range targets {
@@ -171,6 +180,7 @@ log: {level: error}
 type target struct {
 	name   string
 	url    string
+	header http.Header
 	client *http.Client
 	mu     sync.Mutex
 	lat    []time.Duration
@@ -195,6 +205,9 @@ func (t *target) load(rate int, d time.Duration, body []byte, record bool) {
 			defer wg.Done()
 			req, _ := http.NewRequest(http.MethodPost, t.url, bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/octet-stream")
+			for k, v := range t.header {
+				req.Header[k] = v
+			}
 			resp, err := t.client.Do(req)
 			ok := err == nil && resp.StatusCode == 200
 			if err == nil {
