@@ -2,10 +2,7 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/redisconn"
 )
 
 // RedisStore keeps counters in Redis so all replicas share one budget.
@@ -152,42 +150,13 @@ func OpenRedis(ctx context.Context, cfg config.Redis) (*RedisStore, error) {
 	return s, nil
 }
 
-// newClient builds a go-redis client whose every call is bounded by the
-// caller's context (ContextTimeoutEnabled) and cfg.Timeout.
+// newClient is the shared Redis client construction, errors prefixed.
 func newClient(cfg config.Redis) (*redis.Client, error) {
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 50 * time.Millisecond
+	c, err := redisconn.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
 	}
-	opts := &redis.Options{
-		Addr:                  cfg.Address,
-		Username:              cfg.Username,
-		DB:                    cfg.DB,
-		ReadTimeout:           timeout,
-		WriteTimeout:          timeout,
-		ContextTimeoutEnabled: true,
-		// One retry covers a pooled connection Redis closed; more would
-		// only stretch an outage past the caller's deadline.
-		MaxRetries: 1,
-		// Dial once: a refused connection fails fast and the caller's
-		// breaker (limiter) or resync loop (revoke) retries later.
-		DialerRetries: 1,
-	}
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("ratelimit: redis password file: %w", err)
-		}
-		opts.Password = strings.TrimSpace(string(b))
-	}
-	if cfg.TLS {
-		host, _, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("ratelimit: redis address %q: %w", cfg.Address, err)
-		}
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
-	}
-	return redis.NewClient(opts), nil
+	return c, nil
 }
 
 // Close closes the connections.

@@ -3,15 +3,11 @@ package revoke
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/redisconn"
 )
 
 // RedisStore shares revocations between replicas. The list is a Redis hash
@@ -129,39 +126,13 @@ func openRedis(ctx context.Context, cfg config.Redis, log *slog.Logger, now func
 	return s, nil
 }
 
-// newClient builds a go-redis client bounded by cfg.Timeout per call.
+// newClient is the shared Redis client construction, errors prefixed.
 func newClient(cfg config.Redis) (*redis.Client, error) {
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 50 * time.Millisecond
+	c, err := redisconn.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
 	}
-	opts := &redis.Options{
-		Addr:                  cfg.Address,
-		Username:              cfg.Username,
-		DB:                    cfg.DB,
-		ReadTimeout:           timeout,
-		WriteTimeout:          timeout,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		// Dial once: a refused connection fails fast and the caller's
-		// breaker (limiter) or resync loop (revoke) retries later.
-		DialerRetries: 1,
-	}
-	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("revoke: redis password file: %w", err)
-		}
-		opts.Password = strings.TrimSpace(string(b))
-	}
-	if cfg.TLS {
-		host, _, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("revoke: redis address %q: %w", cfg.Address, err)
-		}
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
-	}
-	return redis.NewClient(opts), nil
+	return c, nil
 }
 
 // receive applies published changes. go-redis reconnects and resubscribes
