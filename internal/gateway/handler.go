@@ -42,7 +42,7 @@ const CodeRequestTimeout = "request_timeout"
 //
 //	strip identity claims → refuse upgrades → authenticate (mTLS or JWT-SVID)
 //	→ revocation → route → read body (capped, decoded) → protocol parse
-//	→ policy per call → limits → audit(decision) → forward → response filter
+//	→ guard scan (guard.go) → policy per call → limits → audit(decision) → forward → response filter
 //	→ audit(outcome)
 type handler struct {
 	g        *Gateway
