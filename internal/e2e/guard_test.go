@@ -162,3 +162,48 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+const redactRoles = `warden:
+  bindings:
+    spiffe://warden.test/agent/support: [support]
+  roles:
+    support:
+      permissions:
+        - backend: llm
+          actions: [invoke]
+          resources: {model: [small]}
+          obligations: {redact: true}
+`
+
+// TestRedactObligationWiring: the redact obligation reaches the openai
+// protocol with the gateway's scanner when guard is configured; where it
+// cannot be applied the request is refused before the upstream.
+func TestRedactObligationWiring(t *testing.T) {
+	ctx := context.Background()
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")}
+	var apiErr *openai.Error
+
+	s := newStack(t, stackOpts{roles: redactRoles, extra: "guard: {}\n"})
+	c := s.openai("support")
+	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "small", Messages: msgs})
+	if err != nil || resp.Choices[0].Message.Content == "" {
+		t.Fatalf("non-streaming chat under redact: %v", err)
+	}
+	before := s.llm.Requests()
+	st := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "small", Messages: msgs})
+	for st.Next() {
+	}
+	if !errors.As(st.Err(), &apiErr) || apiErr.StatusCode != 403 || apiErr.Code != "unsupported_obligation" {
+		t.Fatalf("streaming chat under redact: %v", st.Err())
+	}
+	if s.llm.Requests() != before {
+		t.Error("a stream that cannot be redacted reached the upstream")
+	}
+
+	off := newStack(t, stackOpts{roles: redactRoles})
+	oc := off.openai("support")
+	_, err = oc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "small", Messages: msgs})
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 403 || apiErr.Code != "unsupported_obligation" {
+		t.Fatalf("redact without guard: %v", err)
+	}
+}
