@@ -12,31 +12,17 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
-	"github.com/wardenhq/warden/internal/config"
-	"github.com/wardenhq/warden/internal/devenv"
-	"github.com/wardenhq/warden/internal/gateway"
-)
-
-var (
-	wardenID   = spiffeid.RequireFromString("spiffe://warden.test/warden")
-	upstreamID = spiffeid.RequireFromString("spiffe://warden.test/upstream/app")
-	agentID    = spiffeid.RequireFromString("spiffe://warden.test/agent/bench")
+	"github.com/wardenhq/warden/bench/benchenv"
 )
 
 func main() {
@@ -53,27 +39,11 @@ func main() {
 }
 
 func run(rate int, dur time.Duration, size, nroles int, mode, proto string) error {
-	dir, err := os.MkdirTemp("", "warden-bench-")
+	env, err := benchenv.New()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	dev, err := devenv.New(dir, spiffeid.RequireTrustDomainFromString("warden.test"))
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
-	if _, err := dev.Mint("warden", wardenID, "localhost"); err != nil {
-		return err
-	}
-	agent, err := dev.Mint("agent", agentID)
-	if err != nil {
-		return err
-	}
-	up, err := dev.Mint("upstream", upstreamID, "localhost")
-	if err != nil {
-		return err
-	}
+	defer env.Close()
 	reply := bytes.Repeat([]byte("r"), 256)
 	var echo http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -88,71 +58,29 @@ func run(rate int, dur time.Duration, size, nroles int, mode, proto string) erro
 		echo = wl.upstream
 	}
 	// The direct target accepts the agent; the Warden target accepts only Warden.
-	directAddr, err := dev.Serve(up, agentID, echo)
+	directAddr, err := env.Dev.Serve(env.Upstream, benchenv.AgentID, echo)
 	if err != nil {
 		return err
 	}
-	viaAddr, err := dev.Serve(up, wardenID, echo)
+	viaAddr, err := env.Dev.Serve(env.Upstream, benchenv.WardenID, echo)
 	if err != nil {
 		return err
 	}
-
 	var rb bytes.Buffer
 	rb.WriteString("warden:\n  bindings:\n    spiffe://warden.test/agent/bench: [caller]\n")
 	for i := 0; i < nroles; i++ {
 		fmt.Fprintf(&rb, "    spiffe://warden.test/agent/filler-%d: [caller]\n", i)
 	}
 	rb.WriteString("  roles:\n    caller:\n      permissions:\n        - backend: app\n          actions: [\"*\"]\n")
-	if err := os.WriteFile(filepath.Join(dir, "roles.yaml"), rb.Bytes(), 0o644); err != nil {
+	if err := env.Start(wl.kind, "https://"+viaAddr, rb.String(), mode); err != nil {
 		return err
 	}
-	cfgYAML := fmt.Sprintf(`identity:
-  trust_domain: warden.test
-  files: {dir: svids/warden}
-listeners: [{name: data, address: "127.0.0.1:0"}]
-backends:
-  - name: app
-    kind: %s
-    url: https://%s
-    tls: {spiffe_id: "spiffe://warden.test/upstream/app"}
-routes: [{path_prefix: /, backend: app}]
-policy: {data: [roles.yaml]}
-audit: {path: audit/audit.jsonl, mode: %s}
-log: {level: error}
-`, wl.kind, viaAddr, mode)
-	cfgPath := filepath.Join(dir, "warden.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o644); err != nil {
-		return err
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		return err
-	}
-	go func() { _ = g.Run(ctx) }()
-
-	// Both agents speak HTTP/1.1 with keep-alive and a pool large enough
-	// that the open-loop load never waits for a handshake (Go's default
-	// keeps only 2 idle connections per host).
-	h1 := func(server spiffeid.ID) *http.Client {
-		return &http.Client{Transport: &http.Transport{
-			TLSClientConfig:     dev.ClientTLS(agent, server),
-			TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-			MaxIdleConnsPerHost: 4096,
-			MaxIdleConns:        4096,
-		}}
-	}
-	direct := h1(upstreamID)
-	via := h1(wardenID)
+	direct := env.Client(benchenv.UpstreamID)
+	via := env.Client(benchenv.WardenID)
 	body := wl.body
 	targets := []*target{
 		{name: "direct", url: "https://" + directAddr + wl.path, client: direct, header: wl.header},
-		{name: "warden", url: "https://" + g.Addr("data") + wl.path, client: via, header: wl.header},
+		{name: "warden", url: env.URL() + wl.path, client: via, header: wl.header},
 	}
 	// Warm up connections and caches.
 	for _, t := range targets {

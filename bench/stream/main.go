@@ -10,32 +10,20 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 
-	"github.com/wardenhq/warden/internal/config"
-	"github.com/wardenhq/warden/internal/devenv"
-	"github.com/wardenhq/warden/internal/gateway"
-	"github.com/wardenhq/warden/internal/protocol/llmtest"
-)
+	"github.com/wardenhq/warden/bench/benchenv"
 
-var (
-	wardenID   = spiffeid.RequireFromString("spiffe://warden.test/warden")
-	upstreamID = spiffeid.RequireFromString("spiffe://warden.test/upstream/llm")
-	agentID    = spiffeid.RequireFromString("spiffe://warden.test/agent/bench")
+	"github.com/wardenhq/warden/internal/protocol/llmtest"
 )
 
 func main() {
@@ -49,80 +37,27 @@ func main() {
 }
 
 func run(chunks, runs int, delay time.Duration) error {
-	dir, err := os.MkdirTemp("", "warden-bench-stream-")
+	env, err := benchenv.New()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	dev, err := devenv.New(dir, spiffeid.RequireTrustDomainFromString("warden.test"))
-	if err != nil {
-		return err
-	}
-	defer dev.Close()
-	if _, err := dev.Mint("warden", wardenID, "localhost"); err != nil {
-		return err
-	}
-	agent, err := dev.Mint("agent", agentID)
-	if err != nil {
-		return err
-	}
-	up, err := dev.Mint("llm", upstreamID, "localhost")
-	if err != nil {
-		return err
-	}
+	defer env.Close()
 	// The upstream accepts both Warden and the agent, so the same server
 	// serves the direct and the proxied streams.
-	authz := tlsconfig.AuthorizeOneOf(wardenID, agentID)
+	authz := tlsconfig.AuthorizeOneOf(benchenv.WardenID, benchenv.AgentID)
 	llm, err := llmtest.Start(llmtest.Config{Chunks: chunks, Delay: delay, Models: []string{"small"},
-		TLS: tlsconfig.MTLSServerConfig(up, dev.CA.X509Bundle(), authz)})
+		TLS: tlsconfig.MTLSServerConfig(env.Upstream, env.Dev.CA.X509Bundle(), authz)})
 	if err != nil {
 		return err
 	}
 	defer llm.Close()
-
-	roles := "warden:\n  bindings:\n    spiffe://warden.test/agent/bench: [caller]\n  roles:\n    caller:\n      permissions:\n        - {backend: llm, actions: [\"*\"]}\n"
-	if err := os.WriteFile(filepath.Join(dir, "roles.yaml"), []byte(roles), 0o644); err != nil {
+	roles := "warden:\n  bindings:\n    spiffe://warden.test/agent/bench: [caller]\n  roles:\n    caller:\n      permissions:\n        - {backend: app, actions: [\"*\"]}\n"
+	if err := env.Start("openai", llm.URL, roles, "batched"); err != nil {
 		return err
-	}
-	cfgYAML := fmt.Sprintf(`identity:
-  trust_domain: warden.test
-  files: {dir: svids/warden}
-listeners: [{name: data, address: "127.0.0.1:0"}]
-backends:
-  - name: llm
-    kind: openai
-    url: %s
-    tls: {spiffe_id: "spiffe://warden.test/upstream/llm"}
-routes: [{path_prefix: /v1/, backend: llm}]
-policy: {data: [roles.yaml]}
-audit: {path: audit/audit.jsonl}
-log: {level: error}
-`, llm.URL)
-	cfgPath := filepath.Join(dir, "warden.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o644); err != nil {
-		return err
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	g, err := gateway.New(ctx, cfg, gateway.Options{})
-	if err != nil {
-		return err
-	}
-	go func() { _ = g.Run(ctx) }()
-
-	h1 := func(server spiffeid.ID) *http.Client {
-		return &http.Client{Transport: &http.Transport{
-			TLSClientConfig: dev.ClientTLS(agent, server),
-			TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
-		}}
 	}
 	targets := []*target{
-		{name: "direct", url: llm.URL + "/v1/chat/completions", client: h1(upstreamID)},
-		{name: "warden", url: "https://" + g.Addr("data") + "/v1/chat/completions", client: h1(wardenID)},
+		{name: "direct", url: llm.URL + "/v1/chat/completions", client: env.Client(benchenv.UpstreamID)},
+		{name: "warden", url: env.URL() + "/v1/chat/completions", client: env.Client(benchenv.WardenID)},
 	}
 	body := []byte(`{"model":"small","stream":true,"messages":[{"role":"user","content":"stream please"}]}`)
 	for i := 0; i < 3; i++ { // warm up
