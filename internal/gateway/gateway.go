@@ -72,6 +72,8 @@ type Options struct {
 	// Audit, when set, replaces the audit log built from the config (tests
 	// inject a failing one).
 	Audit Auditor
+	// Revocations, when set, replaces the store built from the config.
+	Revocations Revocations
 }
 
 // Gateway is a running Warden instance.
@@ -166,14 +168,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		g.closers = append(g.closers, g.auditLog.Close)
 	}
 
-	if cfg.Revocation.Store == "redis" {
+	switch {
+	case opts.Revocations != nil:
+		g.revs = opts.Revocations
+	case cfg.Revocation.Store == "redis":
 		rs, err := revoke.OpenRedis(ctx, *cfg.Redis, g.log.With("component", "revoke"), g.now)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: revocations: %w", err)
 		}
 		g.revs = rs
 		g.closers = append(g.closers, rs.Close)
-	} else {
+	default:
 		fs, err := revoke.OpenFile(cfg.Resolve(cfg.Revocation.Path), g.log.With("component", "revoke"), g.now)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: revocations: %w", err)

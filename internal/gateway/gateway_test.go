@@ -19,6 +19,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/identity/devca"
+	"github.com/wardenhq/warden/internal/revoke"
 )
 
 func errCode(t *testing.T, body string) string {
@@ -627,5 +628,28 @@ func TestExpiredOnKeptAliveConnection(t *testing.T) {
 	resp, body := e.do("short", "GET", "/x", "")
 	if resp.StatusCode != 401 || errCode(t, body) != "unauthenticated" {
 		t.Fatalf("expired SVID on a kept-alive connection: %d %s", resp.StatusCode, body)
+	}
+}
+
+// unknownRevocations cannot say whether anyone is revoked (e.g. Redis lost
+// for longer than the staleness bound).
+type unknownRevocations struct{}
+
+func (unknownRevocations) Lookup(string) (revoke.Entry, bool, error) {
+	return revoke.Entry{}, false, revoke.ErrStale
+}
+func (unknownRevocations) Revoke(context.Context, revoke.Entry) error   { return revoke.ErrStale }
+func (unknownRevocations) Unrevoke(context.Context, string) error       { return revoke.ErrStale }
+func (unknownRevocations) List(context.Context) ([]revoke.Entry, error) { return nil, revoke.ErrStale }
+func (unknownRevocations) Subscribe(func(revoke.Entry, bool)) func()    { return func() {} }
+
+func TestUnknownRevocationStateFailsClosed(t *testing.T) {
+	e := newTestEnv(t, envOpts{gwOpts: Options{Revocations: unknownRevocations{}}})
+	resp, body := e.do("writer", "GET", "/x", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || errCode(t, body) != "revocation_unavailable" {
+		t.Fatalf("got %d %s, want 503 revocation_unavailable", resp.StatusCode, body)
+	}
+	if e.upstream.count() != 0 {
+		t.Fatal("forwarded although nobody could say whether the caller is revoked")
 	}
 }

@@ -129,7 +129,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 
 	if _, revoked, err := g.revs.Lookup(id); err != nil {
-		h.deny(w, r, st, nil, generic.Protocol{}, nil, &protocol.Error{Status: http.StatusServiceUnavailable, Code: protocol.CodeLimiterError, Message: "revocation state unavailable", Err: err}, []string{"revocation_state_unavailable"})
+		h.deny(w, r, st, nil, generic.Protocol{}, nil, &protocol.Error{Status: http.StatusServiceUnavailable, Code: protocol.CodeRevocationUnknown, Message: "revocation state unavailable", Err: err}, []string{protocol.CodeRevocationUnknown})
 		return
 	} else if revoked {
 		h.deny(w, r, st, nil, generic.Protocol{}, nil, protocol.Errorf(http.StatusForbidden, protocol.CodeRevoked, "identity %s is revoked", id), []string{"identity_revoked"})

@@ -38,6 +38,7 @@ func Errorf(status int, code, format string, args ...any) *Error {
 const (
 	CodeUnauthenticated   = "unauthenticated"
 	CodeRevoked           = "identity_revoked"
+	CodeRevocationUnknown = "revocation_unavailable"
 	CodePolicyDenied      = "policy_denied"
 	CodePolicyError       = "policy_error"
 	CodeAuditUnavailable  = "audit_unavailable"
