@@ -92,40 +92,35 @@ func (x *exchange) readStream(withOptions bool) error {
 
 // readCap reads an output-token cap field and enforces Limits.MaxTokensCap.
 func (x *exchange) readCap(field string) error {
-	n, ok, err := jsonstrict.GetInt(x.tree, field)
-	if err != nil {
-		return fieldError(err, field)
-	}
-	if !ok {
-		return nil
-	}
-	if n < 1 {
-		return badParam(protocol.CodeInvalidRequest, field, "%s must be at least 1", field)
-	}
-	if x.lim.MaxTokensCap > 0 && n > x.lim.MaxTokensCap {
-		return badParam(CodeMaxTokensExceeded, field, "%s exceeds the cap of %d configured for this backend", field, x.lim.MaxTokensCap)
-	}
+	n, err := x.readCapped(field, x.lim.MaxTokensCap, CodeMaxTokensExceeded)
 	x.maxTokens = max(x.maxTokens, n)
-	return nil
+	return err
 }
 
 // readN reads n (or best_of) and enforces Limits.MaxN.
 func (x *exchange) readN(field string) error {
+	n, err := x.readCapped(field, x.lim.MaxN, CodeNExceeded)
+	x.n = max(x.n, n)
+	return err
+}
+
+// readCapped reads an optional positive integer field and refuses values
+// above limit (0 = no limit) with code. An absent field reads as 0.
+func (x *exchange) readCapped(field string, limit int64, code string) (int64, error) {
 	n, ok, err := jsonstrict.GetInt(x.tree, field)
 	if err != nil {
-		return fieldError(err, field)
+		return 0, fieldError(err, field)
 	}
 	if !ok {
-		return nil
+		return 0, nil
 	}
 	if n < 1 {
-		return badParam(protocol.CodeInvalidRequest, field, "%s must be at least 1", field)
+		return 0, badParam(protocol.CodeInvalidRequest, field, "%s must be at least 1", field)
 	}
-	if x.lim.MaxN > 0 && n > x.lim.MaxN {
-		return badParam(CodeNExceeded, field, "%s exceeds the cap of %d configured for this backend", field, x.lim.MaxN)
+	if limit > 0 && n > limit {
+		return 0, badParam(code, field, "%s exceeds the cap of %d configured for this backend", field, limit)
 	}
-	x.n = max(x.n, n)
-	return nil
+	return n, nil
 }
 
 func (x *exchange) parseChat() error {
