@@ -91,6 +91,7 @@ type Gateway struct {
 	revs     Revocations
 	limits   admitter
 	guard    *guard.Scanner // nil: guardrails off
+	pguard   protocol.Guard // the scanner as protocols see it; nil: off
 	idm      *identity.Metrics
 	router   *router
 	killer   *killer
@@ -201,7 +202,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		return nil, fmt.Errorf("gateway: limits: %w", err)
 	}
 	g.limits = limiter{lim}
-	if g.guard, err = newScanner(cfg.Guard, g.log.With("component", "guard")); err != nil {
+	if g.guard, err = newScanner(cfg.Guard, g.log.With("component", "guard")); err == nil {
+		g.pguard = guard.ForProtocols(g.guard)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("gateway: guard: %w", err)
 	}
 	unsub := g.revs.Subscribe(g.onRevocation)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/config"
@@ -89,7 +88,7 @@ func (h *handler) scanRequest(ctx context.Context, st *reqState, body []byte, ca
 		// The client or the kill switch ended the request, not the budget.
 		return nil, &protocol.Error{Status: protocol.StatusClientClosedRequest, Code: protocol.CodeClientClosed, Message: "request cancelled", Err: ctx.Err()}
 	}
-	in := mergeGuards(leaves, over, h.g.cfg.Guard.FailMode != string(guard.FailOpen))
+	in := s.Summarize(leaves, over)
 	h.g.log.LogAttrs(ctx, slog.LevelDebug, "guard scan",
 		slog.String("request_id", st.id), slog.Int("leaves", len(leaves)),
 		slog.Bool("blocked", in["blocked"].(bool)), slog.Duration("took", h.g.now().Sub(start)))
@@ -98,78 +97,6 @@ func (h *handler) scanRequest(ctx context.Context, st *reqState, body []byte, ca
 		return in, &protocol.Error{Status: http.StatusForbidden, Code: protocol.CodeGuardBlocked, Message: "request blocked: content scan did not finish within its budget", Err: err}
 	}
 	return in, nil
-}
-
-// mergeGuards folds the per-string results into the one input.guards of a
-// request: blocked if any string is; per category the total count, the
-// highest score and the union of rule ids; blocked_contexts names the
-// contexts of the blocked strings (e.g. "tool_output"). Never text, never
-// offsets or paths.
-func mergeGuards(leaves []guard.LeafResult, overBudget, failClosed bool) map[string]any {
-	blocked := false
-	by := map[string]bool{}
-	ctxs := map[string]bool{}
-	type agg struct {
-		count float64
-		max   float64
-		rules map[string]bool
-	}
-	cats := map[string]*agg{}
-	for _, l := range leaves {
-		r := l.Result
-		if r.OverBudget {
-			overBudget = true
-		}
-		if r.Blocked {
-			blocked = true
-			ctxs[string(l.Context)] = true
-			for _, b := range r.BlockedBy {
-				by[b] = true
-			}
-		}
-		for _, f := range r.Findings {
-			a := cats[f.Category]
-			if a == nil {
-				a = &agg{rules: map[string]bool{}}
-				cats[f.Category] = a
-			}
-			a.count++
-			a.rules[f.Rule] = true
-		}
-		for cat, sc := range r.MaxScore {
-			if a := cats[cat]; a != nil && sc > a.max {
-				a.max = sc
-			}
-		}
-	}
-	if overBudget && failClosed {
-		blocked = true
-		by["over_budget"] = true
-	}
-	cm := make(map[string]any, len(cats))
-	for cat, a := range cats {
-		cm[cat] = map[string]any{"count": a.count, "max_score": a.max, "rules": sortedAny(a.rules)}
-	}
-	return map[string]any{
-		"blocked":          blocked,
-		"over_budget":      overBudget,
-		"blocked_by":       sortedAny(by),
-		"blocked_contexts": sortedAny(ctxs),
-		"categories":       cm,
-	}
-}
-
-func sortedAny(set map[string]bool) []any {
-	ks := make([]string, 0, len(set))
-	for k := range set {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	out := make([]any, len(ks))
-	for i, k := range ks {
-		out[i] = k
-	}
-	return out
 }
 
 // withGuards returns the protocol audit fields plus the request's guard

@@ -54,7 +54,7 @@ func TestMergeGuards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := mergeGuards(leaves, false, true)
+	in := s.Summarize(leaves, false)
 	if in["blocked"] != true || in["over_budget"] != false {
 		t.Fatalf("verdict: %v", in)
 	}
@@ -75,14 +75,18 @@ func TestMergeGuards(t *testing.T) {
 	}
 
 	// Over budget: fail closed blocks, fail open only flags.
-	if in := mergeGuards(nil, true, true); in["blocked"] != true || in["blocked_by"].([]any)[0] != "over_budget" {
+	open, err := newScanner(&config.Guard{FailMode: "open"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Summarize(nil, true); in["blocked"] != true || in["blocked_by"].([]any)[0] != "over_budget" {
 		t.Errorf("closed over budget: %v", in)
 	}
-	if in := mergeGuards(nil, true, false); in["blocked"] != false || in["over_budget"] != true {
+	if in := open.Summarize(nil, true); in["blocked"] != false || in["over_budget"] != true {
 		t.Errorf("open over budget: %v", in)
 	}
 	// Nothing found: not blocked, no categories.
-	if in := mergeGuards(nil, false, true); in["blocked"] != false || len(in["categories"].(map[string]any)) != 0 {
+	if in := s.Summarize(nil, false); in["blocked"] != false || len(in["categories"].(map[string]any)) != 0 {
 		t.Errorf("clean: %v", in)
 	}
 }

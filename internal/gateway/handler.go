@@ -165,7 +165,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.bytesIn = int64(len(body))
 
-	x, err := proto.Parse(ctx, &protocol.Request{HTTP: up, Body: body, Backend: rt.backend.cfg.Name})
+	x, err := proto.Parse(ctx, &protocol.Request{HTTP: up, Body: body, Backend: rt.backend.cfg.Name, Guard: g.pguard})
 	if err != nil {
 		pe := protocol.AsError(err)
 		h.deny(w, r, st, nil, proto, nil, pe, []string{pe.Code})
@@ -434,6 +434,9 @@ func (h *handler) authorizer(subject policy.Subject, req policy.Request, rt *rou
 		ins := make([]*policy.Input, len(calls))
 		for i, c := range calls {
 			ins[i] = h.input(subject, req, rt, c)
+			// A response-path call carries the verdict on the text it would
+			// let through (a tool result, a retrieved point).
+			ins[i].Guards = c.Guards
 		}
 		ds, err := h.g.policy.DecideMany(ctx, ins)
 		if err == nil && len(ds) != len(calls) {

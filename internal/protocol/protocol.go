@@ -42,6 +42,12 @@ type Call struct {
 	// gateway adds "kind" and "backend". Values must be JSON-compatible:
 	// nil, bool, string, float64/int/int64, jsonstrict numbers, []any, map[string]any.
 	Resource map[string]any
+	// Guards, on a response-path call (see Authorizer), is the guard verdict
+	// on the text that call would let through (an Inspection's Verdict: a
+	// tool result, a tool definition, a retrieved point). The gateway puts it
+	// in input.guards. Nil on request calls: the gateway sets input.guards
+	// from its own scan of the request.
+	Guards map[string]any
 }
 
 // Decision is the policy outcome for one Call, as protocols see it.
@@ -67,6 +73,9 @@ type Request struct {
 	Body []byte
 	// Backend is the name of the configured backend the route selected.
 	Backend string
+	// Guard scans and redacts text for the exchange's obligations and
+	// response-side checks. Nil when guardrails are off.
+	Guard Guard
 }
 
 // Protocol parses the requests of one wire protocol. Implementations are
