@@ -158,7 +158,7 @@ func collectText(b *strings.Builder, v any, depth int) {
 
 // Redact replaces secrets and personal data in text; ok false withholds a
 // text that could not be scanned within budget under fail mode closed.
-func (g *scanGuard) Redact(ctx context.Context, c, text string) (string, []string, bool) {
+func (g *scanGuard) Redact(ctx context.Context, c, text string, categories ...string) (string, []string, bool) {
 	if text == "" {
 		return text, nil, true
 	}
@@ -167,6 +167,15 @@ func (g *scanGuard) Redact(ctx context.Context, c, text string) (string, []strin
 		return "", nil, false
 	}
 	fs := Redactable(r.Findings)
+	if len(categories) > 0 {
+		keep := fs[:0]
+		for _, f := range fs {
+			if containsStr(categories, f.Category) {
+				keep = append(keep, f)
+			}
+		}
+		fs = keep
+	}
 	if len(fs) == 0 {
 		return text, nil, true
 	}

@@ -51,6 +51,13 @@ func TestForProtocols(t *testing.T) {
 	if !ok || strings.Contains(out, key) || len(rules) != 1 || rules[0] != "secret.aws-access-token" {
 		t.Errorf("Redact = %q %v %v", out, rules, ok)
 	}
+	const mail = "write to jane.doe@example.com"
+	if out, rules, ok := g.Redact(ctx, protocol.GuardUser, mail+" with "+key, CategorySecret); !ok || !strings.Contains(out, "jane.doe@example.com") || strings.Contains(out, key) || len(rules) != 1 {
+		t.Errorf("secret-only Redact = %q %v %v", out, rules, ok)
+	}
+	if out, _, _ := g.Redact(ctx, protocol.GuardUser, mail); strings.Contains(out, "jane.doe@example.com") {
+		t.Errorf("default Redact kept the e-mail address: %q", out)
+	}
 	if out, rules, ok := g.Redact(ctx, protocol.GuardUser, "nothing here"); !ok || out != "nothing here" || rules != nil {
 		t.Errorf("clean Redact = %q %v %v", out, rules, ok)
 	}

@@ -29,11 +29,12 @@ type Guard interface {
 	// reported in the Inspection (over_budget) and, under fail mode closed,
 	// blocks.
 	Inspect(ctx context.Context, context string, v any) Inspection
-	// Redact returns text with secrets and personal data replaced by
-	// "[REDACTED:<rule>]" and the rule ids it replaced (nil when none). ok
-	// false means the text could not be fully scanned within budget under
-	// fail mode closed: the caller must withhold it, never pass it on.
-	Redact(ctx context.Context, context, text string) (out string, rules []string, ok bool)
+	// Redact returns text with the findings of the given categories
+	// ("secret", "pii"; none given: both) replaced by "[REDACTED:<rule>]",
+	// and the rule ids it replaced (nil when none). ok false means the text
+	// could not be fully scanned within budget under fail mode closed: the
+	// caller must withhold it, never pass it on.
+	Redact(ctx context.Context, context, text string, categories ...string) (out string, rules []string, ok bool)
 	// NewStream returns a redactor for one stream of text in context (one
 	// per choice, per content block: it is not safe for concurrent use).
 	NewStream(context string) StreamGuard
