@@ -98,7 +98,7 @@ func (e *Engine) DecideMany(ctx context.Context, ins []*Input) ([]protocol.Decis
 			errs = append(errs, fmt.Errorf("item %d: %w", i, ent.err))
 			continue
 		}
-		if ent.g == nil || guardsMayBlock(in.Guards) {
+		if ent.g == nil || guardsMatter(in.Guards) {
 			// Grants in an unexpected shape, or a guard verdict the Go
 			// matcher does not know: decide this one in full.
 			d, err := e.Decide(ctx, in)
@@ -489,7 +489,7 @@ func (c *grantCache) put(s Subject, g *callerGrants) {
 // decideFast decides in with the caller's cached grants. ok is false when
 // the call must be evaluated in full (grants in an unexpected shape).
 func (e *Engine) decideFast(ctx context.Context, v *version, in *Input) (d protocol.Decision, ok bool, err error) {
-	if guardsMayBlock(in.Guards) {
+	if guardsMatter(in.Guards) {
 		return protocol.Decision{}, false, nil
 	}
 	subj := in.Subject.complete()
@@ -521,12 +521,17 @@ func (e *Engine) decideFast(ctx context.Context, v *version, in *Input) (d proto
 	return d, true, nil
 }
 
-// guardsMayBlock reports whether the library's guard rule (guards.rego) may
-// deny this input: it only looks further when input.guards.blocked is true.
-// Such inputs are rare (a detector blocked the request) and are decided by
-// full evaluation, so the Go matcher never has to know the guard rule.
-// Anything but an absent or false "blocked" counts as may-block.
-func guardsMayBlock(g map[string]any) bool {
-	v, ok := g["blocked"]
-	return ok && v != false
+// guardsMatter reports whether the library's guard rules (the Guardrails
+// section of authz.rego) may change this decision: deny it (only when
+// input.guards.blocked is true) or add the redact_prompt obligation (only
+// when a secret was found). Such inputs are rare and are decided by full
+// evaluation, so the Go matcher never has to know the guard rules. Anything
+// but an absent or false "blocked", or any secret category, counts.
+func guardsMatter(g map[string]any) bool {
+	if v, ok := g["blocked"]; ok && v != false {
+		return true
+	}
+	cats, _ := g["categories"].(map[string]any)
+	_, secret := cats["secret"]
+	return secret
 }

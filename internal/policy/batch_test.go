@@ -94,7 +94,10 @@ func randomInput(r *rand.Rand) *Input {
 		return map[string]any{"blocked": true, "over_budget": false, "blocked_by": by, "blocked_contexts": ctxs,
 			"categories": map[string]any{"prompt_injection": map[string]any{"count": 1.0, "max_score": pi, "rules": []any{"pi.override"}}}}
 	}
-	switch r.IntN(6) {
+	if r.IntN(3) == 0 {
+		in.Resource["kind"] = pick("openai", "anthropic", "mcp", "qdrant")
+	}
+	switch r.IntN(7) {
 	case 1:
 		in.Guards = map[string]any{"blocked": false, "over_budget": false, "blocked_by": []any{}, "blocked_contexts": []any{}, "categories": map[string]any{}}
 	case 2:
@@ -105,6 +108,11 @@ func randomInput(r *rand.Rand) *Input {
 		in.Guards = blocked([]any{"prompt_injection", "secret"}, []any{"tool_output"}, 0.7)
 	case 5:
 		in.Guards = blocked([]any{"secret"}, []any{"user"}, 0)
+	case 6:
+		// A secret found but under its threshold: not blocked, yet the
+		// library adds redact_prompt toward a model.
+		in.Guards = map[string]any{"blocked": false, "over_budget": false, "blocked_by": []any{}, "blocked_contexts": []any{},
+			"categories": map[string]any{"secret": map[string]any{"count": 1.0, "max_score": 0.6, "rules": []any{"secret.generic-api-key"}}}}
 	}
 	return in
 }

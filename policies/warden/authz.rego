@@ -29,7 +29,7 @@ decision := {"allow": false, "reasons": ["no_binding_for_identity"], "obligation
 } else := {
 	"allow": true,
 	"reasons": [concat("", ["allowed_by_role:", r]) | some r in allowed_roles],
-	"obligations": obligations,
+	"obligations": object.union(guard_obligations, obligations),
 }
 
 # subject_patterns are the binding keys that may match the caller: its
@@ -167,9 +167,25 @@ glob_ok(pat, v) if {
 # guard_reasons are the reasons a call is denied for its guard verdict:
 # "guard_blocked:<category>" for every category (or "over_budget") that
 # blocked. Empty when the call is not guard-blocked.
-guard_reasons := [concat("", ["guard_blocked:", c]) | some c in guard_blocked_by] if {
+guard_reasons := [concat("", ["guard_blocked:", c]) | some c in guard_blocked_by; not guard_redacted(c)] if {
 	guard_applies
 } else := []
+
+# A secret in a prompt to a model is redacted rather than refused: the
+# request goes on with "[REDACTED:<rule>]" in place of the value (the
+# redact_prompt obligation, applied by the openai and anthropic protocols).
+# Everywhere else (an MCP tool call's arguments, a document) a blocked
+# secret refuses.
+guard_redacted("secret") if llm_call
+
+llm_call if input.resource.kind in {"openai", "anthropic"}
+
+# guard_obligations are the obligations the guard verdict adds to an allow.
+# A role that sets redact_prompt itself keeps its own value.
+guard_obligations := {"redact_prompt": ["secret"]} if {
+	llm_call
+	input.guards.categories.secret.count > 0
+} else := {}
 
 guard_blocked_by := input.guards.blocked_by if {
 	count(input.guards.blocked_by) > 0

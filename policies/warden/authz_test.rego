@@ -306,3 +306,44 @@ test_guard_does_not_grant if {
 	d := decide(guarded(call("spiffe://example.org/agent/support", "kb", "write"), guard_verdict(["prompt_injection"], ["tool_output"], 1)), example)
 	d.reasons == ["no_matching_role"]
 }
+
+secret_verdict(blocked) := {
+	"blocked": blocked, "over_budget": false, "blocked_by": [b | blocked; b := "secret"], "blocked_contexts": [c | blocked; c := "user"],
+	"categories": {"secret": {"count": 1, "max_score": 1, "rules": ["secret.aws-access-token"]}},
+}
+
+test_guard_redacts_secret_in_prompt_toward_tools if {
+	# A secret in a prompt to a tool-using model is redacted, not refused.
+	d := decide(guarded(support_chat(["get_weather"]), secret_verdict(true)), example)
+	d.allow
+	d.obligations.redact_prompt == ["secret"]
+}
+
+test_guard_redacts_secret_under_threshold if {
+	d := decide(guarded(support_chat([]), secret_verdict(false)), example)
+	d.allow
+	d.obligations.redact_prompt == ["secret"]
+}
+
+test_guard_secret_with_injection_still_blocks if {
+	v := object.union(guard_verdict(["prompt_injection", "secret"], ["user"], 0.8), {"categories": {
+		"prompt_injection": {"count": 1, "max_score": 0.8, "rules": ["pi.override"]},
+		"secret": {"count": 1, "max_score": 1, "rules": ["secret.aws-access-token"]},
+	}})
+	d := decide(guarded(support_chat(["get_weather"]), v), example)
+	not d.allow
+	d.reasons == ["guard_blocked:prompt_injection"]
+}
+
+test_guard_no_redaction_without_secret if {
+	g := {"blocked": false, "over_budget": false, "blocked_by": [], "blocked_contexts": [], "categories": {}}
+	d := decide(guarded(support_chat([]), g), example)
+	not "redact_prompt" in object.keys(d.obligations)
+}
+
+test_guard_role_redact_prompt_kept if {
+	# A role's own redact_prompt wins over the guard's default.
+	roles := object.union(example.roles, {"support-reader": {"permissions": [{"backend": "llm", "actions": ["invoke"], "obligations": {"redact_prompt": ["secret", "pii"]}}]}})
+	d := decide(guarded(support_chat([]), secret_verdict(false)), object.union(example, {"roles": roles}))
+	d.obligations.redact_prompt == ["secret", "pii"]
+}
