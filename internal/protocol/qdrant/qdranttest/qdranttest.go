@@ -10,10 +10,11 @@
 // and payload / vector updates by ids or filter, /points/batch, retrieve
 // and GET by id, search (legacy route), recommend (legacy, by vectors or
 // ids), query (vector, id, nearest, recommend, recursive prefetch),
-// query/batch, search/batch, scroll, count, facet, collection list, info,
-// exists and aliases. Scores are cosine similarities. Like Qdrant's actix
-// app (NormalizePath::trim()), it merges "//" and trims a trailing "/"
-// before routing, so path spelling tests see what the real server would.
+// query/batch, search/batch, search / recommend / query groups (with_lookup),
+// scroll, count, facet, collection list, info, exists and aliases. Scores
+// are cosine similarities. Like Qdrant's actix app (NormalizePath::trim()),
+// it merges "//" and trims a trailing "/" before routing, so path spelling
+// tests see what the real server would.
 // Every request is recorded, so tests can assert the upstream saw nothing.
 package qdranttest
 
@@ -391,6 +392,8 @@ func (s *Server) route(method string, segs []string, req map[string]any) (any, *
 		return out, nil
 	case "POST points/recommend":
 		return s.recommend(c, req)
+	case "POST points/search/groups", "POST points/recommend/groups", "POST points/query/groups":
+		return s.groups(c, rest, req)
 	case "POST points/query":
 		pts, e := s.query(c, req, 0)
 		if e != nil {
@@ -746,6 +749,14 @@ func (s *Server) scoredJSON(list []scored, req map[string]any) []any {
 }
 
 func (s *Server) search(c *collection, req map[string]any) (any, *apiError) {
+	list, e := s.searchPoints(c, req)
+	if e != nil {
+		return nil, e
+	}
+	return s.scoredJSON(list, req), nil
+}
+
+func (s *Server) searchPoints(c *collection, req map[string]any) ([]scored, *apiError) {
 	vec, ok := vector(req["vector"])
 	if !ok {
 		if nv, isNamed := req["vector"].(map[string]any); isNamed {
@@ -756,11 +767,9 @@ func (s *Server) search(c *collection, req map[string]any) (any, *apiError) {
 		return nil, fail(http.StatusBadRequest, "Format error in JSON body: missing field `vector`")
 	}
 	f, _ := req["filter"].(map[string]any)
-	return s.scoredJSON(rank(c.all(), func(p *Point) float64 { return cosine(vec, p.Vector) }, f, limitOf(req, 10)), req), nil
+	return rank(c.all(), func(p *Point) float64 { return cosine(vec, p.Vector) }, f, limitOf(req, 10)), nil
 }
 
-// example resolves a recommend/query example: a vector, or a point id
-// looked up without any filter (as Qdrant does).
 func example(c *collection, v any) ([]float64, *apiError) {
 	if vec, ok := vector(v); ok {
 		return vec, nil
@@ -773,6 +782,14 @@ func example(c *collection, v any) ([]float64, *apiError) {
 }
 
 func (s *Server) recommend(c *collection, req map[string]any) (any, *apiError) {
+	list, e := s.recommendPoints(c, req)
+	if e != nil {
+		return nil, e
+	}
+	return s.scoredJSON(list, req), nil
+}
+
+func (s *Server) recommendPoints(c *collection, req map[string]any) ([]scored, *apiError) {
 	score, excl, e := recommendScore(c, req)
 	if e != nil {
 		return nil, e
@@ -784,7 +801,97 @@ func (s *Server) recommend(c *collection, req map[string]any) (any, *apiError) {
 			cands = append(cands, p)
 		}
 	}
-	return s.scoredJSON(rank(cands, score, f, limitOf(req, 10)), req), nil
+	return rank(cands, score, f, limitOf(req, 10)), nil
+}
+
+// groups is the grouping API (search, recommend and query groups): the
+// candidates ranked as the plain endpoint ranks them, grouped by the
+// top-level payload value of group_by (strings and integers only), groups
+// ordered by their best hit, at most group_size hits (default 3) in each and
+// limit groups (default 10). with_lookup (a collection name, or
+// {collection, with_payload (default true), with_vectors}) attaches the
+// point of that collection whose id is the group id, when there is one.
+func (s *Server) groups(c *collection, rest string, req map[string]any) (any, *apiError) {
+	key, _ := req["group_by"].(string)
+	if key == "" {
+		return nil, fail(http.StatusBadRequest, "Format error in JSON body: missing field `group_by`")
+	}
+	all := make(map[string]any, len(req)+1)
+	for k, v := range req {
+		all[k] = v
+	}
+	all["limit"] = jsonstrict.Number("1000000")
+	var list []scored
+	var e *apiError
+	switch {
+	case strings.HasPrefix(rest, "points/search"):
+		list, e = s.searchPoints(c, all)
+	case strings.HasPrefix(rest, "points/recommend"):
+		list, e = s.recommendPoints(c, all)
+	default:
+		list, e = s.queryPoints(c, all, 0)
+	}
+	if e != nil {
+		return nil, e
+	}
+	size := limitOf(map[string]any{"limit": req["group_size"]}, 3)
+	limit := limitOf(req, 10)
+	type group struct {
+		id   any
+		hits []scored
+	}
+	var order []*group
+	byKey := map[string]*group{}
+	for _, sp := range list {
+		v, ok := sp.p.Payload[key]
+		switch v.(type) {
+		case string, jsonstrict.Number:
+		default:
+			ok = false
+		}
+		if !ok {
+			continue
+		}
+		k := fmt.Sprintf("%T:%v", v, v)
+		g := byKey[k]
+		if g == nil {
+			if len(order) == limit {
+				continue
+			}
+			g = &group{id: v}
+			byKey[k] = g
+			order = append(order, g)
+		}
+		if len(g.hits) < size {
+			g.hits = append(g.hits, sp)
+		}
+	}
+	var lc *collection
+	lookupPayload, lookupVector := any(true), any(false)
+	switch w := req["with_lookup"].(type) {
+	case string:
+		lc = s.colls[w]
+	case map[string]any:
+		name, _ := w["collection"].(string)
+		lc = s.colls[name]
+		if v, ok := w["with_payload"]; ok {
+			lookupPayload = v
+		}
+		if v, ok := w["with_vectors"]; ok {
+			lookupVector = v
+		}
+	}
+	out := []any{}
+	for _, g := range order {
+		gm := map[string]any{"id": g.id, "hits": s.scoredJSON(g.hits, req)}
+		if lc != nil {
+			if p := lc.points[idKey(g.id)]; p != nil {
+				gm["lookup"] = record(p, lookupPayload, lookupVector)
+			}
+		}
+		out = append(out, gm)
+	}
+	return map[string]any{"groups": out}, nil
 }
 
 // recommendScore is the average_vector strategy: similarity to the mean of

@@ -94,3 +94,44 @@ func TestNormalizeAndUpdateFilter(t *testing.T) {
 		t.Fatalf("missing point: %d %v", st, body)
 	}
 }
+
+// TestGroups pins the grouping shape: groups by the group_by value, ordered
+// by best hit, group_size hits each, limit groups, with_lookup by group id.
+func TestGroups(t *testing.T) {
+	s := Start()
+	defer s.Close()
+	n := func(v string) jsonstrict.Number { return jsonstrict.Number(v) }
+	s.Put("c",
+		Point{ID: n("1"), Vector: []float64{1, 0}, Payload: map[string]any{"doc": "a"}},
+		Point{ID: n("2"), Vector: []float64{0.9, 0.1}, Payload: map[string]any{"doc": "a"}},
+		Point{ID: n("3"), Vector: []float64{0.8, 0.2}, Payload: map[string]any{"doc": "b"}},
+		Point{ID: n("4"), Vector: []float64{0, 1}, Payload: map[string]any{"doc": "c"}},
+		Point{ID: n("5"), Vector: []float64{1, 0}},
+	)
+	s.Put("docs", Point{ID: "a", Vector: []float64{0}, Payload: map[string]any{"title": "A"}})
+	for _, path := range []string{"search/groups", "query/groups"} {
+		q := `"vector":[1,0]`
+		if path == "query/groups" {
+			q = `"query":[1,0]`
+		}
+		st, body := post(t, s, "POST", "/collections/c/points/"+path, `{`+q+`,"group_by":"doc","group_size":1,"limit":2,"with_payload":true,"with_lookup":"docs"}`)
+		if st != 200 {
+			t.Fatalf("%s: %d %v", path, st, body)
+		}
+		gs := body["result"].(map[string]any)["groups"].([]any)
+		if len(gs) != 2 {
+			t.Fatalf("%s: %d groups, want 2: %v", path, len(gs), gs)
+		}
+		g0 := gs[0].(map[string]any)
+		hits := g0["hits"].([]any)
+		if g0["id"] != "a" || len(hits) != 1 || hits[0].(map[string]any)["id"] != n("1") {
+			t.Fatalf("%s: first group %v", path, g0)
+		}
+		if lk, _ := g0["lookup"].(map[string]any); lk == nil || lk["payload"].(map[string]any)["title"] != "A" {
+			t.Fatalf("%s: lookup %v", path, g0["lookup"])
+		}
+		if g1 := gs[1].(map[string]any); g1["id"] != "b" || g1["lookup"] != nil {
+			t.Fatalf("%s: second group %v", path, g1)
+		}
+	}
+}
