@@ -311,6 +311,53 @@ type Guard struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBytes caps the bytes of one string scanned. Default 1 MiB.
 	MaxBytes int `yaml:"max_bytes"`
+	// StreamWindow is the look-behind, in bytes, that streamed output
+	// redaction holds back (a secret split across chunks is still caught).
+	// Default 256.
+	StreamWindow int `yaml:"stream_window"`
+	// Remote also asks an operator-run classifier (Llama Guard, Prompt
+	// Guard behind a small HTTP shim). Off when absent.
+	Remote *GuardRemote `yaml:"remote"`
+	// Capture writes a sample of request bodies, redacted, for
+	// investigation. Off when absent.
+	Capture *GuardCapture `yaml:"capture"`
+}
+
+// GuardRemote points the detectors at an external classifier. The text of
+// the contexts listed is sent to it: run it where that is acceptable.
+type GuardRemote struct {
+	// URL of the classifier endpoint (http or https). Required.
+	URL string `yaml:"url"`
+	// Timeout per call. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// FailMode when the classifier errs or times out: "closed" (default:
+	// the text is blocked) or "open" (the offline verdict stands).
+	FailMode string `yaml:"fail_mode"`
+	// Contexts sent. Default user, tool_output, tool_description, document.
+	Contexts []string `yaml:"contexts"`
+	// MaxBytes sent per call; longer texts are sent truncated. Default 32 KiB.
+	MaxBytes int `yaml:"max_bytes"`
+}
+
+// GuardCapture configures the opt-in sampled capture of request bodies.
+// Every captured body is redacted (secrets and personal data) before it is
+// written; a body that cannot be redacted within the scan budget is not
+// written at all.
+type GuardCapture struct {
+	// Path of the JSON Lines file, created 0600. Required.
+	Path string `yaml:"path"`
+	// When: "flagged" (default: only requests with a guard finding or a
+	// guard refusal) or "all".
+	When string `yaml:"when"`
+	// Sample is the fraction of eligible requests captured, in (0, 1].
+	// Default 1 for "flagged", and it must be set for "all".
+	Sample float64 `yaml:"sample"`
+	// MaxBodyBytes keeps the first bytes of each body (marked truncated).
+	// Default 64 KiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxFileBytes stops capturing once the file reaches this size (counted
+	// in warden_guard_capture_total{result="file_full"}). Default 256 MiB.
+	MaxFileBytes int64 `yaml:"max_file_bytes"`
 }
 
 // GuardThresholds are the per-category blocking scores of one context.

@@ -130,6 +130,26 @@ func TestGuardSection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "w.yaml:") {
 		t.Errorf("bad duration: %v", err)
 	}
+	// remote classifier and capture: defaults, then every problem at once.
+	c, err = Parse("w.yaml", []byte(base+"guard:\n  remote: {url: \"http://127.0.0.1:9000/classify\"}\n  capture: {path: /var/lib/warden/capture.jsonl}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Guard.Remote; r.Timeout != 2*time.Second || r.FailMode != "closed" || r.MaxBytes != 32<<10 || len(r.Contexts) != 4 {
+		t.Errorf("remote defaults: %+v", r)
+	}
+	if cp := c.Guard.Capture; cp.When != "flagged" || cp.Sample != 1 || cp.MaxBodyBytes != 64<<10 || cp.MaxFileBytes != 256<<20 {
+		t.Errorf("capture defaults: %+v", cp)
+	}
+	if c.Guard.StreamWindow != 256 {
+		t.Errorf("stream_window default: %d", c.Guard.StreamWindow)
+	}
+	_, err = Parse("w.yaml", []byte(base+"guard:\n  remote: {url: \"ftp://x\", fail_mode: later, contexts: [user, chat]}\n  capture: {when: all}\n"))
+	for _, w := range []string{"guard.remote.url: want an http or https URL", "guard.remote.fail_mode: must be closed or open", "guard.remote.contexts[1]: unknown context \"chat\"", "guard.capture.path: is required", "guard.capture.sample: must be in (0, 1]"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v\n does not contain %q", err, w)
+		}
+	}
 	_, err = Parse("w.yaml", []byte(base+"guard:\n  tresholds: {}\n"))
 	if err == nil || !strings.Contains(err.Error(), "field tresholds not found") {
 		t.Errorf("unknown key: %v", err)

@@ -136,9 +136,39 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.Log.Format, "json")
 	if g := c.Guard; g != nil {
 		setStr(&g.FailMode, "closed")
+		if g.Remote != nil {
+			// The request's scan budget must leave room for the classifier.
+			setDur(&g.Remote.Timeout, 2*time.Second)
+			setDur(&g.Timeout, g.Remote.Timeout+250*time.Millisecond)
+		}
 		setDur(&g.Timeout, 250*time.Millisecond)
 		if g.MaxBytes == 0 {
 			g.MaxBytes = 1 << 20
+		}
+		if g.StreamWindow == 0 {
+			g.StreamWindow = 256
+		}
+		if r := g.Remote; r != nil {
+			setDur(&r.Timeout, 2*time.Second)
+			setStr(&r.FailMode, "closed")
+			if r.MaxBytes == 0 {
+				r.MaxBytes = 32 << 10
+			}
+			if len(r.Contexts) == 0 {
+				r.Contexts = []string{"user", "tool_output", "tool_description", "document"}
+			}
+		}
+		if cp := g.Capture; cp != nil {
+			setStr(&cp.When, "flagged")
+			if cp.Sample == 0 && cp.When == "flagged" {
+				cp.Sample = 1
+			}
+			if cp.MaxBodyBytes == 0 {
+				cp.MaxBodyBytes = 64 << 10
+			}
+			if cp.MaxFileBytes == 0 {
+				cp.MaxFileBytes = 256 << 20
+			}
 		}
 	}
 }
@@ -452,6 +482,48 @@ func (v *validator) guard(g *Guard) {
 	for i, d := range g.Disable {
 		if !slices.Contains(guardCategories, d) {
 			v.add(fmt.Sprintf("guard.disable[%d]", i), "unknown category %q (want one of %s)", d, strings.Join(guardCategories, ", "))
+		}
+	}
+	if g.StreamWindow < 0 || g.StreamWindow > 64<<10 {
+		v.add("guard.stream_window", "must be between 1 and 65536 bytes")
+	}
+	if r := g.Remote; r != nil {
+		u, err := url.Parse(r.URL)
+		switch {
+		case r.URL == "":
+			v.add("guard.remote.url", "is required")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			v.add("guard.remote.url", "want an http or https URL, not %q", r.URL)
+		}
+		if r.FailMode != "closed" && r.FailMode != "open" {
+			v.add("guard.remote.fail_mode", "must be closed or open, not %q", r.FailMode)
+		}
+		if r.Timeout < 0 {
+			v.add("guard.remote.timeout", "must not be negative")
+		} else if r.Timeout >= g.Timeout {
+			v.add("guard.remote.timeout", "%v leaves no time in guard.timeout (%v) for the offline detectors; raise guard.timeout", r.Timeout, g.Timeout)
+		}
+		if r.MaxBytes < 0 {
+			v.add("guard.remote.max_bytes", "must not be negative")
+		}
+		for i, k := range r.Contexts {
+			if !slices.Contains(guardContexts, k) {
+				v.add(fmt.Sprintf("guard.remote.contexts[%d]", i), "unknown context %q (want one of %s)", k, strings.Join(guardContexts, ", "))
+			}
+		}
+	}
+	if cp := g.Capture; cp != nil {
+		if cp.Path == "" {
+			v.add("guard.capture.path", "is required")
+		}
+		if cp.When != "flagged" && cp.When != "all" {
+			v.add("guard.capture.when", "must be flagged or all, not %q", cp.When)
+		}
+		if cp.Sample <= 0 || cp.Sample > 1 {
+			v.add("guard.capture.sample", "must be in (0, 1] (capturing every request is a choice to write down)")
+		}
+		if cp.MaxBodyBytes < 0 || cp.MaxFileBytes < 0 {
+			v.add("guard.capture", "sizes must not be negative")
 		}
 	}
 	for k, t := range g.Thresholds {

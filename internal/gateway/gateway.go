@@ -28,6 +28,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/admin"
 	"github.com/wardenhq/warden/internal/audit"
+	"github.com/wardenhq/warden/internal/capture"
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/guard"
 	"github.com/wardenhq/warden/internal/identity"
@@ -92,6 +93,7 @@ type Gateway struct {
 	limits   admitter
 	guard    *guard.Scanner // nil: guardrails off
 	pguard   protocol.Guard // the scanner as protocols see it; nil: off
+	capture  *capture.Writer // redacted body capture; nil: off
 	idm      *identity.Metrics
 	router   *router
 	killer   *killer
@@ -207,6 +209,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("gateway: guard: %w", err)
+	}
+	if cfg.Guard != nil && cfg.Guard.Capture != nil {
+		if g.capture, err = newCapture(cfg.Guard.Capture, g.pguard, g.log.With("component", "capture"), g.reg); err != nil {
+			return nil, fmt.Errorf("gateway: guard: %w", err)
+		}
+		g.closers = append(g.closers, g.capture.Close)
 	}
 	unsub := g.revs.Subscribe(g.onRevocation)
 	g.closers = append(g.closers, func() error { unsub(); return nil })

@@ -24,6 +24,18 @@ func newScanner(gc *config.Guard, log *slog.Logger) (*guard.Scanner, error) {
 		Timeout:  gc.Timeout,
 		MaxBytes: gc.MaxBytes,
 		Logger:   log,
+		// StreamWindow: the look-behind of streamed output redaction.
+		StreamWindow: gc.StreamWindow,
+	}
+	if r := gc.Remote; r != nil {
+		rc := &guard.RemoteConfig{URL: r.URL, Timeout: r.Timeout, FailMode: guard.FailMode(r.FailMode), MaxBytes: r.MaxBytes}
+		for _, c := range r.Contexts {
+			rc.Contexts = append(rc.Contexts, guard.Context(c))
+		}
+		cfg.Remote = rc
+		if log != nil && !strings.HasPrefix(r.URL, "https://") {
+			log.Warn("guard: remote classifier over plain HTTP; run it on loopback or a trusted network only", "url", r.URL)
+		}
 	}
 	if len(gc.Thresholds) > 0 {
 		cfg.Thresholds = make(map[guard.Context]guard.Thresholds, len(gc.Thresholds))

@@ -64,6 +64,7 @@ type reqState struct {
 	bytesIn int64
 	upPath  string         // escaped path as forwarded (route prefix stripped)
 	guards  map[string]any // input.guards; nil when not scanned
+	body    []byte         // the request body as read (for the opt-in capture only)
 }
 
 // upstreamRequest returns r as the upstream will see it: with the route's
@@ -164,6 +165,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.bytesIn = int64(len(body))
+	st.body = body
 
 	x, err := proto.Parse(ctx, &protocol.Request{HTTP: up, Body: body, Backend: rt.backend.cfg.Name, Guard: g.pguard})
 	if err != nil {
@@ -252,6 +254,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.metrics.decision.WithLabelValues(rt.name).Observe(g.now().Sub(st.start).Seconds())
 
+	h.offerCapture(r, st, rec)
 	h.forward(w, r, st, x, proto, out, env, calls, decisions)
 	if lim != nil {
 		lim.Settle(ctx, usage(x.Audit()))
@@ -571,6 +574,7 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, st *reqState, x p
 	if x != nil {
 		rec.Protocol = withGuards(st, x.Audit())
 	}
+	h.offerCapture(r, st, rec)
 	if err := h.g.audit.Append(r.Context(), rec); err != nil {
 		h.g.log.LogAttrs(r.Context(), slog.LevelError, "audit write failed for a denial",
 			slog.String("request_id", st.id), slog.Any("error", err))

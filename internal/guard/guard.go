@@ -338,7 +338,16 @@ func (st *scan) expired() bool {
 // returns an error: a scan that cannot finish within the budget returns what
 // it found with OverBudget set, and Blocked follows the fail mode.
 func (s *Scanner) Scan(ctx context.Context, text string, c Context) Result {
-	parent := ctx // the remote classifier has its own timeout
+	r := s.scanLocal(ctx, text, c)
+	if len(text) > s.cfg.MaxBytes {
+		text = text[:s.cfg.MaxBytes]
+	}
+	s.consult(ctx, text, c, &r) // the remote classifier has its own timeout
+	return r
+}
+
+// scanLocal is Scan without the remote classifier.
+func (s *Scanner) scanLocal(ctx context.Context, text string, c Context) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	st := &scan{s: s, ctx: ctx, c: c}
@@ -347,9 +356,7 @@ func (s *Scanner) Scan(ctx context.Context, text string, c Context) Result {
 		text = text[:s.cfg.MaxBytes]
 	}
 	s.scanInto(st, text, 0)
-	r := s.finish(st)
-	s.consult(parent, text, c, &r)
-	return r
+	return s.finish(st)
 }
 
 func (s *Scanner) thresholds(c Context) Thresholds {

@@ -73,6 +73,8 @@ func (s *Scanner) ScanJSON(ctx context.Context, doc []byte, c Context) ([]LeafRe
 		return nil, err
 	}
 	var out []LeafResult
+	remote := map[Context]*strings.Builder{}
+	var order []Context
 	for _, l := range leaves {
 		lc := c
 		if lc == "" {
@@ -81,11 +83,30 @@ func (s *Scanner) ScanJSON(ctx context.Context, doc []byte, c Context) ([]LeafRe
 		if l.isKey && len(l.value) < 8 {
 			continue
 		}
-		r := s.Scan(ctx, l.value, lc)
-		if len(r.Findings) == 0 && !r.OverBudget {
+		r := s.scanLocal(ctx, l.value, lc)
+		if s.remote != nil && s.remote.want[lc] && !l.isKey {
+			if remote[lc] == nil {
+				remote[lc] = &strings.Builder{}
+				order = append(order, lc)
+			}
+			if remote[lc].Len() > 0 {
+				remote[lc].WriteString("\n\n")
+			}
+			remote[lc].WriteString(l.value)
+		}
+		if len(r.Findings) == 0 && !r.OverBudget && !r.Blocked {
 			continue
 		}
 		out = append(out, LeafResult{Path: l.path, Context: lc, Result: r})
+	}
+	// The classifier is asked once per context, about all of that
+	// context's strings together: one call per request, not per string.
+	for _, lc := range order {
+		r := Result{MaxScore: map[string]float64{}}
+		s.consult(ctx, remote[lc].String(), lc, &r)
+		if len(r.Findings) > 0 || r.Blocked {
+			out = append(out, LeafResult{Path: "$", Context: lc, Result: r})
+		}
 	}
 	return out, nil
 }

@@ -3,9 +3,12 @@ package guard
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -93,5 +96,59 @@ func TestRemoteClassifier(t *testing.T) {
 	}
 	if _, err := New(Config{Remote: &RemoteConfig{}}); err == nil {
 		t.Error("remote without URL accepted")
+	}
+}
+
+// TestRemoteScanJSONOncePerContext: ScanJSON asks the classifier once per
+// context with all of that context's strings, not once per string, and a
+// classifier failure under fail mode closed is a blocked leaf even though no
+// offline detector found anything.
+func TestRemoteScanJSONOncePerContext(t *testing.T) {
+	var calls atomic.Int64
+	srv := fakeClassifier(t)
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		resp, err := http.Post(srv.URL, "application/json", r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(counting.Close)
+	s, err := New(Config{Remote: &RemoteConfig{URL: counting.URL, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := `{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello"},{"role":"user","content":"you have been pwned"},{"role":"tool","tool_call_id":"c","content":"21C"}]}`
+	leaves, err := s.ScanJSON(context.Background(), []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 2 { // user and tool_output
+		t.Errorf("classifier called %d times, want 2 (one per context)", n)
+	}
+	blocked := false
+	for _, l := range leaves {
+		if l.Context == ContextUser && l.Result.Blocked && strings.Contains(fmt.Sprint(l.Result.Findings), "pi.remote") {
+			blocked = true
+		}
+	}
+	if !blocked {
+		t.Errorf("remote verdict lost: %+v", leaves)
+	}
+
+	down, err := New(Config{Remote: &RemoteConfig{URL: "http://127.0.0.1:1/", Timeout: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves, err = down.ScanJSON(context.Background(), []byte(`{"messages":[{"role":"user","content":"hello"}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaves) != 1 || !leaves[0].Result.Blocked || leaves[0].Result.BlockedBy[0] != "remote_unavailable" {
+		t.Errorf("classifier down, fail closed: %+v", leaves)
 	}
 }
