@@ -91,8 +91,8 @@ type Gateway struct {
 	auditLog *audit.Log
 	revs     Revocations
 	limits   admitter
-	guard    *guard.Scanner // nil: guardrails off
-	pguard   protocol.Guard // the scanner as protocols see it; nil: off
+	guard    *guard.Scanner  // nil: guardrails off
+	pguard   protocol.Guard  // the scanner as protocols see it; nil: off
 	capture  *capture.Writer // redacted body capture; nil: off
 	idm      *identity.Metrics
 	router   *router
