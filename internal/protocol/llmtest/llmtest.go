@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Config shapes the server's answers. Zero fields take the defaults.
@@ -38,6 +39,11 @@ type Config struct {
 	PromptTokens int
 	// TLS serves HTTPS with this config when non-nil.
 	TLS *tls.Config
+	// Reply, when set, is the generated text instead of "tok0 tok1 ...":
+	// whole in non-streaming answers, cut into Chunks byte-sized pieces
+	// (on rune boundaries, so a secret in it is split across deltas) in
+	// streams. Ignored by Endless streams.
+	Reply string
 }
 
 // Request is a request as the server received it.
@@ -229,6 +235,31 @@ func (s *Server) deltas() int {
 	return s.cfg.Chunks
 }
 
+// text is the whole generated content.
+func (s *Server) text() string {
+	if s.cfg.Reply != "" {
+		return s.cfg.Reply
+	}
+	return Text(s.cfg.Chunks)
+}
+
+// piece is the i-th streamed delta.
+func (s *Server) piece(i int) string {
+	if s.cfg.Reply == "" || s.cfg.Endless {
+		return fmt.Sprintf("tok%d ", i)
+	}
+	r := s.cfg.Reply
+	n := s.cfg.Chunks
+	cut := func(k int) int {
+		j := len(r) * k / n
+		for j < len(r) && !utf8.RuneStart(r[j]) {
+			j++
+		}
+		return j
+	}
+	return r[cut(i):cut(i+1)]
+}
+
 // Text is the content the server generates: "tok0 tok1 ...".
 func Text(chunks int) string {
 	var b strings.Builder
@@ -273,9 +304,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, req map[string]any
 		finish := "stop"
 		var choice map[string]any
 		if legacy {
-			choice = map[string]any{"index": 0, "text": Text(s.cfg.Chunks), "finish_reason": finish, "logprobs": nil}
+			choice = map[string]any{"index": 0, "text": s.text(), "finish_reason": finish, "logprobs": nil}
 		} else {
-			msg := map[string]any{"role": "assistant", "content": Text(s.cfg.Chunks), "refusal": nil}
+			msg := map[string]any{"role": "assistant", "content": s.text(), "refusal": nil}
 			if tool != "" {
 				finish = "tool_calls"
 				msg["content"] = nil
@@ -313,7 +344,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, req map[string]any
 	}
 	sent := 0
 	for i := 0; s.deltas() < 0 || i < s.deltas(); i++ {
-		if !s.pause(r) || !st.send("", chunk(map[string]any{"content": fmt.Sprintf("tok%d ", i)}, nil)) {
+		if !s.pause(r) || !st.send("", chunk(map[string]any{"content": s.piece(i)}, nil)) {
 			return
 		}
 		sent++
@@ -387,7 +418,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, req map[strin
 		return out
 	}
 	if !stream {
-		writeJSON(w, resp("completed", Text(s.cfg.Chunks), s.cfg.Chunks))
+		writeJSON(w, resp("completed", s.text(), s.cfg.Chunks))
 		return
 	}
 	st := startStream(w, r)
@@ -403,7 +434,7 @@ func (s *Server) responses(w http.ResponseWriter, r *http.Request, req map[strin
 	}
 	var text strings.Builder
 	for i := 0; s.deltas() < 0 || i < s.deltas(); i++ {
-		d := fmt.Sprintf("tok%d ", i)
+		d := s.piece(i)
 		text.WriteString(d)
 		if !s.pause(r) || !ev("response.output_text.delta", map[string]any{"item_id": "msg_llmtest", "output_index": 0, "content_index": 0, "delta": d, "logprobs": []any{}}) {
 			return
@@ -420,7 +451,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, req map[string
 	}
 	if !stream {
 		writeJSON(w, map[string]any{"id": "msg_llmtest", "type": "message", "role": "assistant", "model": modelName,
-			"content":     []any{map[string]any{"type": "text", "text": Text(s.cfg.Chunks)}},
+			"content":     []any{map[string]any{"type": "text", "text": s.text()}},
 			"stop_reason": "end_turn", "stop_sequence": nil, "usage": usage(s.cfg.Chunks)})
 		return
 	}
@@ -438,7 +469,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, req map[string
 	sent := 0
 	for i := 0; s.deltas() < 0 || i < s.deltas(); i++ {
 		if !s.pause(r) || !st.send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
-			"delta": map[string]any{"type": "text_delta", "text": fmt.Sprintf("tok%d ", i)}}) {
+			"delta": map[string]any{"type": "text_delta", "text": s.piece(i)}}) {
 			return
 		}
 		sent++

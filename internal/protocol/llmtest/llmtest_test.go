@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestChatStreamUsageOnlyWhenAsked(t *testing.T) {
@@ -59,5 +60,25 @@ func TestTLS(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || !strings.Contains(string(b), `"gpt-4o-mini"`) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+// TestReplyPieces: a configured reply is streamed whole, in Chunks pieces,
+// cut on rune boundaries.
+func TestReplyPieces(t *testing.T) {
+	s := &Server{cfg: Config{Chunks: 7, Reply: "clé AKIAZ3MKQWERTY7N5X2P – fin"}}
+	var got string
+	for i := range 7 {
+		p := s.piece(i)
+		if !utf8.ValidString(p) {
+			t.Errorf("piece %d %q cuts a rune", i, p)
+		}
+		got += p
+	}
+	if got != s.cfg.Reply || s.text() != s.cfg.Reply {
+		t.Errorf("pieces = %q", got)
+	}
+	if (&Server{cfg: Config{Chunks: 2}}).piece(1) != "tok1 " {
+		t.Error("default pieces changed")
 	}
 }
