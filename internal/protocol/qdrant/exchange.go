@@ -26,8 +26,12 @@ type exchange struct {
 	// query (recommend examples, nearest by id, discover context).
 	hasIDExamples bool
 	// withLookup is true when a groups request pulls points from another
-	// collection (with_lookup).
+	// collection (with_lookup); lookupCall is that collection's index in
+	// calls.
 	withLookup bool
+	lookupCall int
+	// guard is the gateway's content inspection (nil: guardrails off).
+	guard protocol.Guard
 
 	// Set by Forward.
 	decision string // "allow", or "deny" with refusal the reason code
@@ -46,6 +50,7 @@ type exchange struct {
 	leaked    int
 	alert     string
 	respError string
+	scan      *guardScan // nil until a response's points were scanned
 }
 
 var _ protocol.Exchange = (*exchange)(nil)
@@ -65,7 +70,7 @@ func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exc
 	if perr := checkQuery(m.r.class, r.URL.RawQuery); perr != nil {
 		return nil, perr
 	}
-	x := &exchange{p: p, opt: p.options(req.Backend), m: m, bodyLen: len(req.Body)}
+	x := &exchange{p: p, opt: p.options(req.Backend), m: m, bodyLen: len(req.Body), guard: req.Guard}
 	switch m.r.body {
 	case '-':
 		if len(req.Body) != 0 {
@@ -258,6 +263,9 @@ func (x *exchange) Audit() map[string]any {
 	}
 	if x.respError != "" {
 		a["response_error"] = x.respError
+	}
+	if x.scan != nil {
+		a["response_guard"] = x.scan.audit()
 	}
 	return a
 }

@@ -92,6 +92,12 @@ type harness struct {
 	p     *Protocol
 	srv   *httptest.Server
 	rules []rule
+	// guard is lent to the protocol in Request.Guard (nil: guardrails off).
+	guard protocol.Guard
+	// respAuthz, when set, decides response-path calls instead of the rule
+	// table; noAuthz leaves ResponseEnv without an Authorizer.
+	respAuthz protocol.Authorizer
+	noAuthz   bool
 
 	mu    sync.Mutex
 	calls []protocol.Call
@@ -164,7 +170,7 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.p.WriteError(w, r, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidRequest, "path refused by gateway"))
 		return
 	}
-	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "q"})
+	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "q", Guard: h.guard})
 	if err != nil {
 		h.p.WriteError(w, r, protocol.AsError(err))
 		return
@@ -203,8 +209,14 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	authz := func(ctx context.Context, cs []protocol.Call) ([]protocol.Decision, error) {
+	var authz protocol.Authorizer = func(ctx context.Context, cs []protocol.Call) ([]protocol.Decision, error) {
 		return h.decide(peer, cs), nil
+	}
+	switch {
+	case h.noAuthz:
+		authz = nil
+	case h.respAuthz != nil:
+		authz = h.respAuthz
 	}
 	if err := x.Response(ctx, resp, &protocol.ResponseEnv{Authorize: authz}); err != nil {
 		h.p.WriteError(w, r, protocol.AsError(err))
@@ -262,6 +274,12 @@ func (h *harness) doType(peer, method, path, ctype, body string) result {
 		h.t.Fatalf("%s %s: response is not JSON: %q", method, path, raw)
 	}
 	return res
+}
+
+func (h *harness) lastCalls() []protocol.Call {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls
 }
 
 func (h *harness) lastAudit() map[string]any {

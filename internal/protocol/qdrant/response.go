@@ -16,15 +16,19 @@ import (
 // Response implements protocol.Exchange. Collection and alias lists are
 // filtered to what the caller may read; a tenant-bound read is buffered
 // (bounded) and every point in it checked: one point of another tenant
-// withholds the whole response and raises the tenant_leak alert.
-// Everything else streams through untouched.
+// withholds the whole response and raises the tenant_leak alert. With a
+// Guard, the payloads of a read that returns points are scanned and points
+// policy denies for their verdict are removed (guardPoints). Everything
+// else streams through untouched, and a buffered response from which
+// nothing was removed or rewritten is forwarded as the upstream sent it.
 func (x *exchange) Response(ctx context.Context, resp *http.Response, env *protocol.ResponseEnv) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil
 	}
 	list := x.m.r.class == classList
 	check := x.tenant != nil && (x.m.r.class == classSearch || x.m.r.class == classRetrieve)
-	if !list && !check {
+	scan := x.guard != nil && x.returnsPoints()
+	if !list && !check && !scan {
 		return nil
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
@@ -42,23 +46,39 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 		x.respError = "malformed"
 		return &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream response could not be checked", Err: err}
 	}
-	if list {
+	// The tenant check and list filter always re-encode (they may rewrite
+	// payloads); the guard alone only when it removed a point.
+	changed := list || check
+	switch {
+	case list:
 		if err := x.filterList(ctx, body, env); err != nil {
 			return err
 		}
-	} else {
-		if x.m.r.class == classRetrieve {
-			if err := x.filterRecords(body); err != nil {
-				return err
-			}
-		} else if n, _ := x.checkPoints(body["result"], 0); n > 0 {
+	case check && x.m.r.class == classRetrieve:
+		if err := x.filterRecords(body); err != nil {
+			return err
+		}
+	case check:
+		if n, _ := x.checkPoints(body["result"], 0); n > 0 {
 			x.leaked, x.alert = n, alertTenantLeak
 			x.p.log.WarnContext(ctx, "qdrant: response held points of another tenant; withheld",
 				"operation", x.m.r.op, "collection", x.m.collection, "points", n)
 			return errf(http.StatusBadGateway, CodeTenantLeak, "upstream response withheld: it held data outside the caller's tenant")
-		} else {
-			x.restorePayloads(body["result"])
 		}
+		x.restorePayloads(body["result"])
+	}
+	// The guard scans what the client will get: after the tenant check
+	// gave back the payload the client asked for.
+	if scan {
+		removed, err := x.guardPoints(ctx, body, env)
+		if err != nil {
+			return err
+		}
+		changed = changed || removed
+	}
+	if !changed {
+		setBody(resp, raw)
+		return nil
 	}
 	out, err := jsonstrict.Marshal(body)
 	if err != nil {

@@ -139,7 +139,7 @@ func (x *exchange) inspect() error {
 		if err != nil {
 			return err
 		}
-		seen := map[string]bool{}
+		seen := map[string]int{}
 		for _, r := range reqs {
 			if err := x.inspectRead(r, seen, 0); err != nil {
 				return err
@@ -196,20 +196,22 @@ func (x *exchange) subRequests() ([]map[string]any, error) {
 	return out, nil
 }
 
-func (x *exchange) addLookup(name string, seen map[string]bool) error {
+// addLookup adds the read Call for a lookup collection (once per name) and
+// returns its index in x.calls.
+func (x *exchange) addLookup(name string, seen map[string]int) (int, error) {
 	if !validName(name) {
-		return badRequest("lookup collection name not allowed through Warden")
+		return 0, badRequest("lookup collection name not allowed through Warden")
 	}
-	if seen[name] {
-		return nil
+	if i, ok := seen[name]; ok {
+		return i, nil
 	}
-	seen[name] = true
+	seen[name] = len(x.calls)
 	x.calls = append(x.calls, protocol.Call{Action: protocol.ActionRead, Operation: "points.lookup",
 		Resource: x.collectionResource(name)})
-	return nil
+	return seen[name], nil
 }
 
-func (x *exchange) inspectRead(r map[string]any, seen map[string]bool, depth int) error {
+func (x *exchange) inspectRead(r map[string]any, seen map[string]int, depth int) error {
 	if depth > maxPrefetchDepth {
 		return badRequest("prefetch nested too deeply")
 	}
@@ -224,7 +226,7 @@ func (x *exchange) inspectRead(r map[string]any, seen map[string]bool, depth int
 		if !ok || !ok2 {
 			return badRequest("lookup_from.collection must be a string")
 		}
-		if err := x.addLookup(c, seen); err != nil {
+		if _, err := x.addLookup(c, seen); err != nil {
 			return err
 		}
 	}
@@ -239,10 +241,11 @@ func (x *exchange) inspectRead(r map[string]any, seen map[string]bool, depth int
 		if c == "" {
 			return badRequest("with_lookup must name a collection")
 		}
-		if err := x.addLookup(c, seen); err != nil {
+		i, err := x.addLookup(c, seen)
+		if err != nil {
 			return err
 		}
-		x.withLookup = true
+		x.withLookup, x.lookupCall = true, i
 	}
 	op := x.m.r.op
 	switch {
