@@ -114,7 +114,8 @@ func opaAuthzWith(b testing.TB, permissions string) protocol.Authorizer {
 				res[k] = v
 			}
 			res["kind"], res["backend"], res["route"] = "mcp", "be", "be/"
-			ins[i] = &policy.Input{Subject: subj, Request: policy.Request{Method: "POST", Path: "/mcp"}, Resource: res, Action: c.Action, Operation: c.Operation}
+			ins[i] = &policy.Input{Subject: subj, Request: policy.Request{Method: "POST", Path: "/mcp"}, Resource: res, Action: c.Action, Operation: c.Operation,
+				Guards: c.Guards} // a response-path call's verdict, as the gateway passes it
 		}
 		return eng.DecideMany(ctx, ins)
 	}

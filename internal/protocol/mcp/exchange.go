@@ -29,12 +29,15 @@ type exchange struct {
 
 	msgs  []*message
 	calls []protocol.Call
+	// guard inspects tool results, resource contents, prompt messages and
+	// tool definitions on the way back; nil when guardrails are off.
+	guard protocol.Guard
 
 	// Filled by Forward.
 	forwarded int
-	pending   map[string]string // request idKey → method, forwarded upstream
-	local     []any             // error responses answered by Warden
-	refusal   *protocol.Error   // what Forward refused the whole request with
+	pending   map[string]pendingReq // request idKey → method and call, forwarded upstream
+	local     []any                 // error responses answered by Warden
+	refusal   *protocol.Error       // what Forward refused the whole request with
 	pinStatus string
 
 	// Filled while the response streams.
@@ -51,6 +54,7 @@ type respAudit struct {
 	tasksCreated              int
 	badNames                  int
 	streamError               string
+	guard                     guardAudit
 }
 
 var _ protocol.Exchange = (*exchange)(nil)
@@ -99,11 +103,12 @@ func (x *exchange) Forward(ctx context.Context, ds []protocol.Decision) ([]byte,
 		switch m.kind {
 		case kindRequest:
 			if x.pending == nil {
-				x.pending = map[string]string{}
+				x.pending = map[string]pendingReq{}
 			}
-			x.pending[m.idKey] = m.method
+			pr := pendingReq{method: m.method, call: x.calls[i]}
+			x.pending[m.idKey] = pr
 			if x.sess != nil {
-				x.p.sessions.addPending(x.sess, m.idKey, m.method)
+				x.p.sessions.addPending(x.sess, m.idKey, pr)
 			}
 		case kindResponse:
 			if x.sess != nil {
@@ -295,6 +300,10 @@ func (x *exchange) Audit() map[string]any {
 	}
 	if au.streamError != "" {
 		a["stream_error"] = au.streamError
+	}
+	if x.guard != nil && au.guard.scanned {
+		// Without a Guard nothing was scanned, and nothing may claim it.
+		a["response_guard"] = au.guard.fields()
 	}
 	return a
 }

@@ -101,6 +101,12 @@ type harness struct {
 	rt       http.RoundTripper
 	srv      *httptest.Server
 
+	// guard is lent to Parse like the gateway's Request.Guard (nil: off).
+	guard protocol.Guard
+	// authz, when set, decides every call (request and response path)
+	// instead of rules: the real policy engine (see opaAuthzWith).
+	authz protocol.Authorizer
+
 	mu      sync.Mutex
 	rules   []rule
 	audits  []map[string]any
@@ -171,7 +177,7 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body = b
 	}
-	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: h.backend})
+	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: h.backend, Guard: h.guard})
 	if err != nil {
 		h.p.WriteError(w, r, protocol.AsError(err))
 		return
@@ -179,6 +185,12 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.audit(x)
 	calls := x.Calls()
 	ds := h.decide(peer, calls)
+	if h.authz != nil {
+		if ds, err = h.authz(ctx, calls); err != nil {
+			h.p.WriteError(w, r, &protocol.Error{Status: http.StatusForbidden, Code: protocol.CodePolicyError, Message: "policy error", Err: err})
+			return
+		}
+	}
 	allowed := false
 	for _, d := range ds {
 		allowed = allowed || d.Allow
@@ -216,6 +228,9 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	env := &protocol.ResponseEnv{Authorize: func(ctx context.Context, calls []protocol.Call) ([]protocol.Decision, error) {
 		h.authzN.Add(1)
+		if h.authz != nil {
+			return h.authz(ctx, calls)
+		}
 		return h.decide(peer, calls), nil
 	}}
 	if err := x.Response(ctx, resp, env); err != nil {

@@ -49,7 +49,7 @@ func (p *Protocol) parse(ctx context.Context, req *protocol.Request) (*exchange,
 		return nil, &protocol.Error{Status: http.StatusInternalServerError, Code: protocol.CodeInternal, Message: "internal error",
 			Err: fmt.Errorf("mcp: backend %q is not configured as mcp", req.Backend)}
 	}
-	x := &exchange{p: p, b: b, httpMethod: r.Method, now: p.now()}
+	x := &exchange{p: p, b: b, httpMethod: r.Method, now: p.now(), guard: req.Guard}
 	x.peer, _ = ctxPeer(ctx)
 
 	if o := r.Header.Get("Origin"); o != "" && !contains(b.opt.AllowedOrigins, o) {

@@ -209,15 +209,21 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 	var pcs []pendingCall
 	var mrtr []int // indexes in out of input_required results (2026-07-28)
 	var mrtrCalls [][]int
+	var flagged []flaggedResult // results the guard found something in
 	for _, m := range msgs {
 		switch m.kind {
 		case kindResponse:
-			method, ok := x.takePending(m.idKey)
+			pr, ok := x.takePending(m.idKey)
 			if !ok {
 				x.aud.unknownResponses++
 				continue
 			}
+			method := pr.method
 			if m.result != nil {
+				if f, ok := x.inspectResult(ctx, pr, m.result); ok {
+					f.idx, f.id = len(out), m.id
+					flagged = append(flagged, f)
+				}
 				if lf, ok := listFields[method]; ok {
 					if err := x.filterList(ctx, env, method, lf.field, lf.itemMethod, m.result); err != nil {
 						return nil, err
@@ -272,6 +278,9 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 			pcs = append(pcs, pendingCall{idx: len(out), m: m})
 			out = append(out, m.encode())
 		}
+	}
+	if len(flagged) > 0 {
+		x.decideResults(ctx, env, flagged, out)
 	}
 	if len(calls) == 0 {
 		return out, nil
@@ -363,18 +372,18 @@ func (x *exchange) taskVisible(m *message) bool {
 
 // takePending finds the method of the client request a response answers:
 // this exchange's own requests, or on a GET (resumed) stream the session's.
-func (x *exchange) takePending(key string) (string, bool) {
-	if m, ok := x.pending[key]; ok {
+func (x *exchange) takePending(key string) (pendingReq, bool) {
+	if pr, ok := x.pending[key]; ok {
 		delete(x.pending, key)
 		if x.sess != nil {
 			x.p.sessions.takePending(x.sess, key)
 		}
-		return m, true
+		return pr, true
 	}
 	if x.sess != nil && x.httpMethod == http.MethodGet {
 		return x.p.sessions.takePending(x.sess, key)
 	}
-	return "", false
+	return pendingReq{}, false
 }
 
 // authorize asks the gateway; without an Authorizer everything is denied.
@@ -443,6 +452,7 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 		res := x.baseResource(itemMethod)
 		res["listing"] = true
 		action := protocol.ActionRead
+		var guards map[string]any
 		switch method {
 		case "tools/list":
 			name, _ := obj["name"].(string)
@@ -458,6 +468,11 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 			}
 			res["tool"] = name
 			action = protocol.ActionInvoke
+			// The definition addresses the model: inspect it as a tool
+			// description and let policy decide on the verdict with the
+			// item (tool poisoning is hidden like a tool the caller may
+			// not use). Tools hidden by their pin are not worth a scan.
+			guards = x.inspectTool(ctx, obj)
 		case "resources/list":
 			uri, _ := obj["uri"].(string)
 			if uri == "" {
@@ -480,7 +495,7 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 			}
 			res["prompt"] = name
 		}
-		calls = append(calls, protocol.Call{Action: action, Operation: itemMethod, Resource: res})
+		calls = append(calls, protocol.Call{Action: action, Operation: itemMethod, Resource: res, Guards: guards})
 		keep = append(keep, obj)
 	}
 	var ds []protocol.Decision
@@ -492,10 +507,14 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 	}
 	out := keep[:0]
 	for i, it := range keep {
-		if ds[i].Allow && obligationProblem(ds[i]) == "" {
+		shown := ds[i].Allow && obligationProblem(ds[i]) == ""
+		if shown {
 			out = append(out, it)
 		} else {
 			x.aud.hidden++
+		}
+		if calls[i].Guards != nil {
+			x.aud.guard.decided(shown, true)
 		}
 	}
 	x.aud.listed += len(out)

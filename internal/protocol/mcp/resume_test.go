@@ -26,7 +26,7 @@ func TestResumeFiltersReplayedList(t *testing.T) {
 	if lerr != nil {
 		t.Fatal(lerr.perr)
 	}
-	p.sessions.addPending(ss, "n:7", "tools/list")
+	p.sessions.addPending(ss, "n:7", pendingReq{method: "tools/list"})
 
 	r := httptest.NewRequest(http.MethodGet, "http://warden.test/mcp", nil)
 	r.Header.Set("Accept", "text/event-stream")

@@ -34,9 +34,9 @@ type session struct {
 	lastSeen time.Time
 	ttl      time.Duration
 	// pending maps client request ids (idKey) forwarded upstream to their
-	// method, so a response arriving on a resumed stream is still filtered
-	// and one that answers nothing is dropped.
-	pending map[string]string
+	// method and call, so a response arriving on a resumed stream is still
+	// filtered and inspected, and one that answers nothing is dropped.
+	pending map[string]pendingReq
 	// serverReqs maps ids of server→client requests that were let through
 	// to their method: the only responses the client may POST.
 	serverReqs map[string]string
@@ -97,7 +97,7 @@ func (s *Sessions) create(backend, id, owner, version string, ttl time.Duration)
 		return false
 	}
 	s.m[k] = &session{owner: owner, version: version, created: now, lastSeen: now, ttl: ttl,
-		pending: map[string]string{}, serverReqs: map[string]string{}}
+		pending: map[string]pendingReq{}, serverReqs: map[string]string{}}
 	return true
 }
 
@@ -123,18 +123,21 @@ func (s *Sessions) setVersion(backend, id, v string) {
 	s.mu.Unlock()
 }
 
-func (s *Sessions) addPending(ss *session, key, method string) {
+// addPending remembers a client request forwarded on the session. Its
+// call is kept without arguments (see pendingReq.forSession).
+func (s *Sessions) addPending(ss *session, key string, pr pendingReq) {
+	pr = pr.forSession()
 	s.mu.Lock()
-	putBounded(ss.pending, key, method)
+	putBounded(ss.pending, key, pr)
 	s.mu.Unlock()
 }
 
-func (s *Sessions) takePending(ss *session, key string) (string, bool) {
+func (s *Sessions) takePending(ss *session, key string) (pendingReq, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := ss.pending[key]
+	pr, ok := ss.pending[key]
 	delete(ss.pending, key)
-	return m, ok
+	return pr, ok
 }
 
 func (s *Sessions) addServerRequest(ss *session, key, method string) {
@@ -160,7 +163,7 @@ func (s *Sessions) takeServerRequest(ss *session, key string) (string, bool) {
 
 // putBounded inserts, evicting an arbitrary entry when the map is full: a
 // client that never reads its responses loses old ids, not memory.
-func putBounded(m map[string]string, k, v string) {
+func putBounded[V any](m map[string]V, k string, v V) {
 	if len(m) >= maxPending {
 		for old := range m {
 			delete(m, old)
@@ -168,4 +171,36 @@ func putBounded(m map[string]string, k, v string) {
 		}
 	}
 	m[k] = v
+}
+
+// pendingReq is a client request forwarded upstream and not yet answered:
+// the method its response is filtered by, and the call policy decided on,
+// which an inspected result is decided by again (with the guard verdict).
+type pendingReq struct {
+	method string
+	call   protocol.Call
+}
+
+// forSession is pr as a session keeps it, possibly beyond this exchange:
+// the call of a request whose result is inspected without its arguments
+// (which may be megabytes, and a session keeps up to maxPending ids); the
+// call of any other request not at all. A result replayed on a resumed
+// stream is therefore decided without input.resource.arguments: a policy
+// that constrains arguments denies it, and the result is withheld (fail
+// closed) only if the guard found something in it.
+func (pr pendingReq) forSession() pendingReq {
+	if _, ok := resultGuardContext[pr.method]; !ok || pr.call.Resource == nil {
+		return pendingReq{method: pr.method}
+	}
+	if _, ok := pr.call.Resource["arguments"]; !ok {
+		return pr
+	}
+	res := make(map[string]any, len(pr.call.Resource))
+	for k, v := range pr.call.Resource {
+		if k != "arguments" {
+			res[k] = v
+		}
+	}
+	pr.call.Resource = res
+	return pr
 }
