@@ -70,6 +70,8 @@ type stackOpts struct {
 	// backends and routes are appended to those lists (YAML list items,
 	// indented by two spaces).
 	backends, routes string
+	// reply is the text the LLM stand-in generates (llmtest.Config.Reply).
+	reply string
 }
 
 // stack is Warden in front of an OpenAI-compatible upstream.
@@ -112,7 +114,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 			t.Fatal(err)
 		}
 		s.llm, err = llmtest.Start(llmtest.Config{
-			Chunks: 8, Models: []string{"small", "large"},
+			Chunks: 8, Models: []string{"small", "large"}, Reply: o.reply,
 			TLS: tlsconfig.MTLSServerConfig(up, dev.CA.X509Bundle(), tlsconfig.AuthorizeID(wardenID)),
 		})
 		if err != nil {
