@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,22 +38,28 @@ func toolsListBody(n int) []byte {
 }
 
 func benchFilter(b *testing.B, body []byte, authz protocol.Authorizer, sseMode bool) {
+	benchExchange(b, []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`), body, authz, sseMode, nil)
+}
+
+// benchExchange runs one request and its response (body, as JSON or as
+// one SSE event) through an exchange: Parse, Forward, Response, read.
+func benchExchange(b *testing.B, req, body []byte, authz protocol.Authorizer, sseMode bool, g protocol.Guard) {
 	p := mustNew(b, nil, nil)
 	env := &protocol.ResponseEnv{Authorize: authz}
 	ct, payload := "application/json", body
 	if sseMode {
 		ct, payload = "text/event-stream", append(append([]byte("id: 1\ndata: "), body...), "\n\n"...)
 	}
-	req := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
 	hdr := http.Header{hdrVersion: {Rev20250618}}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
 	b.ResetTimer()
 	start := cpuClock()
 	defer reportCPU(b, start)
+	var x *exchange
 	for b.Loop() {
-		x, err := parseReq(p, hdr, req)
-		if err != nil {
+		var err error
+		if x, err = parseGuarded(p, hdr, req, g); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := x.Forward(context.Background(), allow(1)); err != nil {
@@ -65,6 +72,10 @@ func benchFilter(b *testing.B, body []byte, authz protocol.Authorizer, sseMode b
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
 			b.Fatal(err)
 		}
+	}
+	rg, scanned := x.Audit()["response_guard"].(map[string]any)
+	if scanned != (g != nil) || scanned && (rg["withheld"] != 0 || rg["flagged"] != 0 || rg["hidden_tools"] != 0) {
+		b.Fatalf("not the clean path measured: %v", rg)
 	}
 }
 
@@ -218,4 +229,48 @@ func BenchmarkBaselineParseMarshal500(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// cleanText2K is 2 KiB of ordinary tool output (a README excerpt): text
+// the detectors read in full and find nothing in.
+var cleanText2K = func() string {
+	para := "The exporter reads the nightly sales files from the shared bucket, converts every row to the " +
+		"reporting schema and writes one Parquet file per region. Rows with a missing store id are skipped " +
+		"and counted; the count is printed at the end of the run together with the elapsed time. To run it " +
+		"locally, set the bucket name in config.yaml and start it with make export. "
+	var b strings.Builder
+	for b.Len() < 2048 {
+		b.WriteString(para)
+	}
+	return b.String()[:2048]
+}()
+
+// BenchmarkGuardToolsCall: the cost the response guard adds to a
+// tools/call answered with a 2 KiB clean text result: Parse, Forward,
+// Response and read, without and with the real guard (one scan, no
+// policy evaluation since nothing is found).
+func BenchmarkGuardToolsCall(b *testing.B) {
+	req := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"read_file","arguments":{"path":"/data/README.md"}}}`)
+	body, _ := jsonstrict.Marshal(map[string]any{"jsonrpc": "2.0", "id": jsonstrict.Number("7"), "result": map[string]any{
+		"content": []any{map[string]any{"type": "text", "text": cleanText2K}}, "isError": false}})
+	g := mustGuard(b)
+	for _, sseMode := range []bool{false, true} {
+		kind := "json"
+		if sseMode {
+			kind = "sse"
+		}
+		b.Run(kind+"/noguard", func(b *testing.B) { benchExchange(b, req, body, fastAuthz, sseMode, nil) })
+		b.Run(kind+"/guard", func(b *testing.B) { benchExchange(b, req, body, fastAuthz, sseMode, g) })
+	}
+}
+
+// BenchmarkGuardToolsList100: a tools/list page of 100 clean tools,
+// without and with the guard (one scan per definition; still one
+// Authorize per page).
+func BenchmarkGuardToolsList100(b *testing.B) {
+	req := []byte(`{"jsonrpc":"2.0","id":7,"method":"tools/list"}`)
+	body := toolsListBody(100)
+	g := mustGuard(b)
+	b.Run("json/noguard", func(b *testing.B) { benchExchange(b, req, body, fastAuthz, false, nil) })
+	b.Run("json/guard", func(b *testing.B) { benchExchange(b, req, body, fastAuthz, false, g) })
 }

@@ -51,13 +51,18 @@ func readReqCase(t testing.TB, path string) reqCase {
 }
 
 func parseReq(p *Protocol, hdr http.Header, body []byte) (*exchange, error) {
+	return parseGuarded(p, hdr, body, nil)
+}
+
+// parseGuarded is parseReq with the gateway's Guard lent (nil: off).
+func parseGuarded(p *Protocol, hdr http.Header, body []byte, g protocol.Guard) (*exchange, error) {
 	r := httptest.NewRequest(http.MethodPost, "http://warden.test/mcp", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	for k, vs := range hdr {
 		r.Header[k] = vs
 	}
 	ctx := protocol.WithPeer(context.Background(), alice)
-	x, err := p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "be"})
+	x, err := p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "be", Guard: g})
 	if err != nil {
 		return nil, err
 	}

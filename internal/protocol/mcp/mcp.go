@@ -12,6 +12,19 @@
 // SPIFFE ID that created them, and tool definitions can be pinned against
 // rug pulls.
 //
+// When the gateway lends a Guard (protocol.Request.Guard; nil when
+// guardrails are off), what the server says to the model is inspected too:
+// the result of every tools/call and tasks/result (context tool_output),
+// resources/read and prompts/get (document), and every tool definition in
+// tools/list (tool_description), in JSON bodies, SSE events, batches and
+// resumed streams alike. A result the detectors found something in is
+// decided again by policy, with the request's own call and the verdict in
+// input.guards (protocol.Call.Guards); denied, or not decidable, it is
+// replaced by a JSON-RPC error for its id that names the reason and never
+// the text. A tool definition's verdict rides on its item of the list
+// filtering batch, so policy hides a poisoned tool like one the caller may
+// not use. The audit record counts it all under "response_guard".
+//
 // The body is always authoritative: the routing headers that 2026-07-28
 // mirrors from it (Mcp-Method, Mcp-Name, Mcp-Param-*) are checked against
 // the body and never used for a decision, and what is forwarded is the
