@@ -1,8 +1,11 @@
 package qdrant
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"syscall"
@@ -164,5 +167,80 @@ func TestInjectAllocs(t *testing.T) {
 	})
 	if n > 30 {
 		t.Fatalf("%.0f allocations, budget 30", n)
+	}
+}
+
+// searchResponse10 is a search response of 10 scored points, each with a
+// payload of about 1 KiB of prose; poisoned puts a stored prompt
+// injection into the third one.
+func searchResponse10(poisoned bool) []byte {
+	words := strings.Fields("the invoice is due within thirty days of issue and support answers " +
+		"questions about billing refunds shipping and returns for every customer account in the region")
+	var b strings.Builder
+	b.WriteString(`{"result":[`)
+	for i := range 10 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		var text strings.Builder
+		for j := 0; text.Len() < 1024; j++ {
+			if j > 0 {
+				text.WriteByte(' ')
+			}
+			text.WriteString(words[(i*7+j*13)%len(words)])
+		}
+		t := text.String()
+		if poisoned && i == 2 {
+			t = poison + " " + t
+		}
+		fmt.Fprintf(&b, `{"id":%d,"version":3,"score":0.%04d,"payload":{"doc_id":"doc-%d","text":%q},"vector":null}`, 100+i, 9000-i*37, i, t)
+	}
+	b.WriteString(`],"status":"ok","time":0.000412}`)
+	return []byte(b.String())
+}
+
+// BenchmarkResponseGuardSearch10: Response on a search answer of 10 points
+// × 1 KiB payload text. none: no Guard (the body streams through, as
+// before the response guard); clean: every payload scanned, nothing found,
+// upstream bytes forwarded; poisoned: one point flagged, put to a trivial
+// Authorizer that denies it, the response re-encoded without it.
+func BenchmarkResponseGuardSearch10(b *testing.B) {
+	g := realGuard(b)
+	deny := func(_ context.Context, cs []protocol.Call) ([]protocol.Decision, error) {
+		return make([]protocol.Decision, len(cs)), nil
+	}
+	for _, c := range []struct {
+		name     string
+		guard    protocol.Guard
+		poisoned bool
+	}{{"none", nil, false}, {"clean", g, false}, {"poisoned", g, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			x0, err := parse(b, New(Config{}), "POST", "/collections/kb/points/search", `{"vector":[1,0,0],"limit":10,"with_payload":true}`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x := x0.(*exchange)
+			x.guard = c.guard
+			ctx := context.Background()
+			if _, err := x.Forward(ctx, []protocol.Decision{{Allow: true}}); err != nil {
+				b.Fatal(err)
+			}
+			body := searchResponse10(c.poisoned)
+			env := &protocol.ResponseEnv{Authorize: deny}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			defer reportCPU(b)()
+			for b.Loop() {
+				resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+					Body: io.NopCloser(bytes.NewReader(body))}
+				if err := x.Response(ctx, resp, env); err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, resp.Body)
+				if err != nil || (c.poisoned != (n < int64(len(body)))) {
+					b.Fatalf("copied %d of %d bytes: %v", n, len(body), err)
+				}
+			}
+		})
 	}
 }

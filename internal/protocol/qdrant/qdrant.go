@@ -15,6 +15,19 @@
 // and checks every point in the response. Collection and alias lists are
 // filtered to what the caller may read.
 //
+// With guardrails on (protocol.Request.Guard), the payload of every point a
+// read returns (search, query, recommend, discover and their batch and
+// groups forms, scroll, retrieval by id, a group's with_lookup point) is
+// scanned as a retrieved document, the place stored RAG poisoning reaches
+// an agent; upserts are scanned on the request side by the gateway. Points
+// with findings are put to policy in one Authorize call per response, each
+// as the read that returned it with the verdict in input.guards and the
+// point id in resource.point_id; denied points are removed from their list,
+// batch entry or group, and a response with flagged points that cannot be
+// authorized is refused whole. A response from which nothing was removed is
+// forwarded as the upstream sent it. Only what the client gets is scanned:
+// a payload the client did not ask for is not.
+//
 // API reference: https://api.qdrant.tech/ (openapi.json of qdrant/qdrant).
 package qdrant
 
