@@ -232,7 +232,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		if !ok {
 			continue // reported by newBackend
 		}
-		p, err := f(cfg, protoDeps{log: g.log, reg: g.reg, now: g.now, redact: responseRedactor(g.guard, cfg.Guard)})
+		p, err := f(cfg, protoDeps{log: g.log, reg: g.reg, now: g.now})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/guard"
 	"github.com/wardenhq/warden/internal/protocol"
-	"github.com/wardenhq/warden/internal/protocol/openai"
 )
 
 // newScanner builds the one guard scanner of the gateway from the config
@@ -137,22 +136,4 @@ func guardDenied(ds []protocol.Decision) bool {
 		}
 	}
 	return false
-}
-
-// responseRedactor applies the openai "redact" obligation with the
-// gateway's scanner: secrets and PII in model output become
-// [REDACTED:<rule>]. Nil when guardrails are off (the obligation is then
-// refused). A scan over budget under fail mode closed withholds the text.
-func responseRedactor(s *guard.Scanner, gc *config.Guard) openai.Redactor {
-	if s == nil {
-		return nil
-	}
-	failClosed := gc.FailMode != string(guard.FailOpen)
-	return func(ctx context.Context, text string) (string, bool) {
-		r := s.Scan(ctx, text, guard.ContextResponse)
-		if r.OverBudget && failClosed {
-			return "", false
-		}
-		return guard.Redact(text, guard.Redactable(r.Findings)), true
-	}
 }

@@ -19,8 +19,6 @@ type protoDeps struct {
 	log *slog.Logger
 	reg prometheus.Registerer
 	now func() time.Time
-	// redact applies the openai redact obligation; nil without guard.
-	redact openai.Redactor
 }
 
 // protocolFactories builds one protocol value per backend kind in use, from
@@ -28,11 +26,7 @@ type protoDeps struct {
 // protocol package.
 var protocolFactories = map[string]func(*config.Config, protoDeps) (protocol.Protocol, error){
 	config.KindOpenAI: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
-		p, err := openai.FromConfig(c, d.log.With("protocol", "openai"))
-		if err != nil || d.redact == nil {
-			return p, err
-		}
-		return p.WithRedactor(d.redact), nil
+		return openai.FromConfig(c, d.log.With("protocol", "openai"))
 	},
 	config.KindAnthropic: func(c *config.Config, d protoDeps) (protocol.Protocol, error) {
 		return anthropic.FromConfig(c, d.log.With("protocol", "anthropic"))

@@ -28,10 +28,11 @@ type exchange struct {
 
 	model            string
 	stream           bool
-	redact           bool // the redact obligation applies (non-streaming chat)
-	redacted         int  // strings the Redactor changed
-	clientUsage      bool // the client asked for stream_options.include_usage
-	injectedUsage    bool // Warden forced include_usage and drops the extra chunk
+	guard            protocol.Guard   // from Request.Guard; nil: guardrails off
+	prompt           *PromptRedaction // redact_prompt applied; nil: not asked
+	out              OutputGuard      // output scanning and the redact obligation
+	clientUsage      bool             // the client asked for stream_options.include_usage
+	injectedUsage    bool             // Warden forced include_usage and drops the extra chunk
 	maxTokens        int64
 	n                int64
 	tools            []string
@@ -54,16 +55,16 @@ var _ protocol.Exchange = (*exchange)(nil)
 // Calls implements protocol.Exchange.
 func (x *exchange) Calls() []protocol.Call { return x.calls }
 
-// Forward implements protocol.Exchange: every call must be allowed, no
-// obligation other than "limits" (enforced by the gateway) is understood,
-// and the body sent is the canonical encoding of the parsed request, with
+// Forward implements protocol.Exchange: every call must be allowed, the
+// only obligations understood are "limits" (enforced by the gateway),
+// redact and redact_prompt, and the body sent is the canonical encoding of
+// the parsed (and, under redact_prompt, redacted) request, with
 // stream_options.include_usage forced on for streamed completions.
-func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, error) {
-	if err := checkDecisions(x.calls, ds, ObligationRedact); err != nil {
+func (x *exchange) Forward(ctx context.Context, ds []protocol.Decision) ([]byte, error) {
+	if err := checkDecisions(x.calls, ds, ObligationRedact, ObligationRedactPrompt); err != nil {
 		return nil, err
 	}
-	var err error
-	if x.redact, err = x.redactWanted(ds); err != nil {
+	if err := x.applyGuard(ctx, ds); err != nil {
 		return nil, err
 	}
 	if x.tree == nil {
@@ -86,10 +87,11 @@ func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, e
 }
 
 // CheckDecisions refuses unless there is one allowing decision per call and
-// every obligation is one Warden enforces ("limits", applied by the
-// gateway). Shared with the Anthropic package.
-func CheckDecisions(calls []protocol.Call, ds []protocol.Decision) error {
-	return checkDecisions(calls, ds)
+// every obligation is one Warden enforces: "limits" (applied by the
+// gateway) and those in extra, which the caller must then apply. Shared
+// with the Anthropic package.
+func CheckDecisions(calls []protocol.Call, ds []protocol.Decision, extra ...string) error {
+	return checkDecisions(calls, ds, extra...)
 }
 
 // checkDecisions is CheckDecisions that also accepts the obligations in
@@ -254,8 +256,8 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 		}
 	}
 	x.usage.Finish = finishOf(m)
-	if x.redact {
-		if raw, err = x.redactChat(ctx, raw); err != nil {
+	if x.out.Active() && (x.op == opChat || x.op == opCompletions || x.op == opResponses) {
+		if raw, err = x.guardOutput(ctx, raw, m); err != nil {
 			return err
 		}
 	}
@@ -361,9 +363,8 @@ func (x *exchange) Audit() map[string]any {
 		return a
 	}
 	a["stream"] = x.stream
-	if x.redact {
-		a["redacted"] = x.redacted
-	}
+	x.prompt.Audit(a)
+	x.out.Audit(a)
 	AuditUsage(a, &x.usage)
 	return a
 }

@@ -74,9 +74,6 @@ type Config struct {
 	MaxBodyBytes int64
 	// Log receives debug records (never bodies). Nil discards.
 	Log *slog.Logger
-	// Redactor applies the redact obligation (see ObligationRedact); nil
-	// refuses it.
-	Redactor Redactor
 	// AfterFunc schedules stream duration caps; nil means time.AfterFunc.
 	AfterFunc func(time.Duration, func()) func() bool
 }
@@ -149,7 +146,7 @@ func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exc
 	r := req.HTTP
 	path := r.URL.Path
 	lim := p.limits(req.Backend)
-	x := &exchange{p: p, lim: lim}
+	x := &exchange{p: p, lim: lim, guard: req.Guard}
 	var op string
 	switch {
 	case path == "/v1/chat/completions":

@@ -1,0 +1,356 @@
+package openai
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/wardenhq/warden/internal/protocol"
+)
+
+// Guard obligations. Both are applied with the protocol.Guard the gateway
+// lends in protocol.Request.Guard; without one (guardrails off) a request
+// carrying either is refused (unsupported_obligation), never forwarded
+// unredacted. The Anthropic package honours them too.
+const (
+	// ObligationRedact asks for secrets and personal data in the model's
+	// output to be replaced by "[REDACTED:<rule>]" before the client sees
+	// it. Its value must be true. It is applied to chat and legacy
+	// completions, streamed or not (choices[].message.content/.refusal,
+	// choices[].delta.content/.refusal, choices[].text) and is a no-op where
+	// no generated text comes back (embeddings, models). Responses API
+	// output is not redacted yet: there the obligation is refused.
+	ObligationRedact = "redact"
+	// ObligationRedactPrompt asks for the findings of the listed categories
+	// ("secret", "pii") to be replaced in every prompt string the model will
+	// read before the request is forwarded. Its value is a non-empty list
+	// of known categories, e.g. ["secret"].
+	ObligationRedactPrompt = "redact_prompt"
+)
+
+// redactCategories are the guard categories redact_prompt may name (the
+// redactable ones: prompt-injection findings are evidence, not data).
+var redactCategories = []string{"pii", "secret"}
+
+// GuardObligations are the guard obligations of a request's decisions.
+type GuardObligations struct {
+	// Redact is the redact obligation (output redaction).
+	Redact bool
+	// RedactPrompt lists the categories redact_prompt names, sorted and
+	// unique; nil when the obligation is absent.
+	RedactPrompt []string
+}
+
+// ReadGuardObligations reads redact and redact_prompt from ds, strictly: a
+// value of the wrong shape refuses the request (unsupported_obligation).
+// Several decisions combine: redact if any asks, the union of categories.
+func ReadGuardObligations(ds []protocol.Decision) (GuardObligations, error) {
+	var o GuardObligations
+	for _, d := range ds {
+		if v, ok := d.Obligations[ObligationRedact]; ok {
+			if v != true {
+				return o, obligationRejected(fmt.Errorf("openai: redact obligation must be true, got %T", v))
+			}
+			o.Redact = true
+		}
+		v, ok := d.Obligations[ObligationRedactPrompt]
+		if !ok {
+			continue
+		}
+		cats, err := categories(v)
+		if err != nil {
+			return o, obligationRejected(err)
+		}
+		for _, c := range cats {
+			if !slices.Contains(o.RedactPrompt, c) {
+				o.RedactPrompt = append(o.RedactPrompt, c)
+			}
+		}
+	}
+	sort.Strings(o.RedactPrompt)
+	return o, nil
+}
+
+// categories reads a redact_prompt value: a non-empty list of known
+// categories. Policy yields []any; Go callers may pass []string.
+func categories(v any) ([]string, error) {
+	var list []string
+	switch x := v.(type) {
+	case []string:
+		list = x
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("openai: redact_prompt: want a list of strings, got an element of type %T", e)
+			}
+			list = append(list, s)
+		}
+	default:
+		return nil, fmt.Errorf("openai: redact_prompt: want a list of categories, got %T", v)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("openai: redact_prompt: empty list of categories")
+	}
+	for _, c := range list {
+		if !slices.Contains(redactCategories, c) {
+			return nil, fmt.Errorf("openai: redact_prompt: unknown category %q (known: %s)", c, strings.Join(redactCategories, ", "))
+		}
+	}
+	return list, nil
+}
+
+func obligationRejected(err error) *protocol.Error {
+	return &protocol.Error{Status: http.StatusForbidden, Code: CodeObligationRejected, Message: "request denied: policy attached a condition this endpoint cannot apply", Err: err}
+}
+
+// PromptRedaction applies redact_prompt to one request: each prompt string
+// passes through Guard.Redact, and the rule ids replaced are kept for the
+// audit record ("prompt_redacted"). Shared with the Anthropic package.
+type PromptRedaction struct {
+	Guard      protocol.Guard
+	Categories []string
+	rules      []string
+}
+
+// Text returns s with the findings of p.Categories replaced, s seen in
+// guard context c (protocol.GuardUser, GuardToolOutput, ...). An error
+// means s could not be scanned within budget: the request must be refused.
+func (p *PromptRedaction) Text(ctx context.Context, c, s string) (string, error) {
+	if s == "" {
+		return s, nil
+	}
+	out, rules, ok := p.Guard.Redact(ctx, c, s, p.Categories...)
+	if !ok {
+		return "", &protocol.Error{Status: http.StatusForbidden, Code: protocol.CodeGuardBlocked, Message: "request withheld: the prompt could not be scanned for redaction",
+			Err: fmt.Errorf("openai: redact_prompt: scan over budget (%s)", c)}
+	}
+	for _, r := range rules {
+		if !slices.Contains(p.rules, r) {
+			p.rules = append(p.rules, r)
+		}
+	}
+	return out, nil
+}
+
+// Field redacts the string at obj[key], if there is one.
+func (p *PromptRedaction) Field(ctx context.Context, c string, obj map[string]any, key string) error {
+	s, ok := obj[key].(string)
+	if !ok || s == "" {
+		return nil
+	}
+	out, err := p.Text(ctx, c, s)
+	if err != nil {
+		return err
+	}
+	obj[key] = out
+	return nil
+}
+
+// Strings redacts every string in v (object values, array elements, at any
+// depth) in place and returns v; object keys are left alone. For values the
+// model reads whole: tool call inputs, document text.
+func (p *PromptRedaction) Strings(ctx context.Context, c string, v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return p.Text(ctx, c, x)
+	case []any:
+		for i, e := range x {
+			out, err := p.Strings(ctx, c, e)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = out
+		}
+	case map[string]any:
+		for k, e := range x {
+			out, err := p.Strings(ctx, c, e)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = out
+		}
+	}
+	return v, nil
+}
+
+// Audit adds "prompt_redacted" (the sorted rule ids replaced; empty when
+// the obligation applied and nothing was found) to a.
+func (p *PromptRedaction) Audit(a map[string]any) {
+	if p == nil {
+		return
+	}
+	rules := slices.Clone(p.rules)
+	sort.Strings(rules)
+	if rules == nil {
+		rules = []string{}
+	}
+	a["prompt_redacted"] = rules
+}
+
+// OutputGuard inspects a model's output with the request's Guard: it
+// redacts it under the redact obligation, and otherwise only scans it so
+// the audit record says what the model emitted ("response_guard": rule ids
+// and counts, never text). A zero OutputGuard (no Guard) does nothing.
+// Shared with the Anthropic package.
+type OutputGuard struct {
+	// G is the request's Guard; nil: nothing is scanned.
+	G protocol.Guard
+	// Redact applies the redact obligation.
+	Redact bool
+
+	scanned    bool
+	overBudget bool
+	findings   int
+	rules      []string
+	streams    []*OutputStream
+}
+
+// Active reports whether output is scanned at all.
+func (o *OutputGuard) Active() bool { return o.G != nil }
+
+func (o *OutputGuard) addRules(rules []string) {
+	for _, r := range rules {
+		if !slices.Contains(o.rules, r) {
+			o.rules = append(o.rules, r)
+		}
+	}
+}
+
+// RedactText returns a non-streamed output text with secrets and personal
+// data replaced. An error means the text could not be scanned within budget
+// under fail mode closed: the response must be withheld.
+func (o *OutputGuard) RedactText(ctx context.Context, s string) (string, error) {
+	o.scanned = true
+	if s == "" {
+		return s, nil
+	}
+	out, rules, ok := o.G.Redact(ctx, protocol.GuardResponse, s)
+	if !ok {
+		o.overBudget = true
+		return "", &protocol.Error{Status: http.StatusBadGateway, Code: protocol.CodeGuardBlocked, Message: "response withheld: it could not be scanned for redaction",
+			Err: fmt.Errorf("openai: redact: scan over budget")}
+	}
+	if len(rules) > 0 {
+		o.addRules(rules)
+		// Each merged span is one placeholder: count those Redact added.
+		o.findings += max(strings.Count(out, "[REDACTED:")-strings.Count(s, "[REDACTED:"), 1)
+	}
+	return out, nil
+}
+
+// Inspect scans non-streamed output texts for the audit record only.
+func (o *OutputGuard) Inspect(ctx context.Context, texts []string) {
+	o.scanned = true
+	if len(texts) == 0 {
+		return
+	}
+	in := o.G.Inspect(ctx, protocol.GuardResponse, texts)
+	o.findings += in.Findings
+	if in.Verdict == nil {
+		return
+	}
+	if ob, _ := in.Verdict["over_budget"].(bool); ob {
+		o.overBudget = true
+	}
+	cats, _ := in.Verdict["categories"].(map[string]any)
+	for _, c := range cats {
+		cm, _ := c.(map[string]any)
+		rs, _ := cm["rules"].([]any)
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				o.addRules([]string{s})
+			}
+		}
+	}
+}
+
+// NewStream returns the filter for one streamed text (one per choice and
+// field, per content block).
+func (o *OutputGuard) NewStream() *OutputStream {
+	o.scanned = true
+	s := &OutputStream{o: o, sg: o.G.NewStream(protocol.GuardResponse)}
+	o.streams = append(o.streams, s)
+	return s
+}
+
+// Audit adds "response_guard" to a when output was scanned:
+// {"scanned": true, "redacted", "rules" (sorted ids), "findings"}.
+func (o *OutputGuard) Audit(a map[string]any) {
+	if o.G == nil || !o.scanned {
+		return
+	}
+	findings := o.findings
+	rules := slices.Clone(o.rules)
+	for _, s := range o.streams {
+		for r, n := range s.sg.Found() {
+			findings += n
+			if !slices.Contains(rules, r) {
+				rules = append(rules, r)
+			}
+		}
+	}
+	sort.Strings(rules)
+	if rules == nil {
+		rules = []string{}
+	}
+	rg := map[string]any{"scanned": true, "redacted": o.Redact && findings > 0, "rules": rules, "findings": findings}
+	if o.overBudget {
+		rg["over_budget"] = true
+	}
+	a["response_guard"] = rg
+}
+
+// scanBatch is how much text a scan-only stream collects before handing it
+// to the StreamGuard: the client already has it, so batching costs no
+// latency, and the look-behind window is rescanned once per batch rather
+// than once per 4-byte delta.
+const scanBatch = 512
+
+// OutputStream is one streamed text under an OutputGuard. Under the redact
+// obligation it holds back the StreamGuard's look-behind window and
+// returns only text already scanned; otherwise it returns the text as
+// given, at once, and scans it on the side.
+type OutputStream struct {
+	o       *OutputGuard
+	sg      protocol.StreamGuard
+	batch   []byte
+	flushed bool
+}
+
+// Write takes the next piece of the text and returns what may be sent now.
+func (s *OutputStream) Write(text string) string {
+	if text == "" {
+		return ""
+	}
+	if !s.o.Redact {
+		s.batch = append(s.batch, text...)
+		if len(s.batch) >= scanBatch {
+			s.sg.Write(s.batch)
+			s.batch = s.batch[:0]
+		}
+		return text
+	}
+	return string(s.sg.Write([]byte(text)))
+}
+
+// Flush ends the text and returns what was still held ("" in scan-only
+// mode, where nothing is held). Later calls return "".
+func (s *OutputStream) Flush() string {
+	if s.flushed {
+		return ""
+	}
+	s.flushed = true
+	if !s.o.Redact {
+		if len(s.batch) > 0 {
+			s.sg.Write(s.batch)
+			s.batch = nil
+		}
+		s.sg.Flush()
+		return ""
+	}
+	return string(s.sg.Flush())
+}
