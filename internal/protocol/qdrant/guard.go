@@ -170,7 +170,7 @@ func idValue(id any) any {
 }
 
 // addRules adds the rule ids of an Inspection verdict
-// (categories.<cat>.rules) to set.
+// (categories.<cat>.rules) to set. An over-budget verdict names no rule.
 func addRules(set map[string]bool, verdict map[string]any) {
 	cats, _ := verdict["categories"].(map[string]any)
 	for _, c := range cats {
@@ -181,9 +181,6 @@ func addRules(set map[string]bool, verdict map[string]any) {
 				set[s] = true
 			}
 		}
-	}
-	if b, _ := verdict["over_budget"].(bool); b {
-		set["over_budget"] = true
 	}
 }
 

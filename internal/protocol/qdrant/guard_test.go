@@ -529,3 +529,34 @@ func TestResponseGuardTenant(t *testing.T) {
 		})
 	}
 }
+
+// TestResponseGuardOverBudget: a payload the scanner cannot finish within
+// budget is blocked under fail mode closed (the default) though nothing was
+// found in it; it goes to policy like a finding and is withheld.
+func TestResponseGuardOverBudget(t *testing.T) {
+	_, guarded, log := guardHarnesses(t)
+	s, err := guard.New(guard.Config{MaxBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded.guard = guard.ForProtocols(s)
+	long := strings.Repeat("Invoices are due within thirty days of issue. ", 4)
+	guarded.up.Put("docs-rag",
+		qdranttest.Point{ID: jsonstrict.Number("21"), Vector: []float64{0, 0, 1}, Payload: map[string]any{"text": long}},
+		qdranttest.Point{ID: jsonstrict.Number("22"), Vector: []float64{0, 0, 1}, Payload: map[string]any{"text": "Short and clean."}})
+	r := guarded.do(peerReader, "POST", "/collections/docs-rag/points", `{"ids":[21,22],"with_payload":true}`)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	if got := ids(r.body["result"]); !slices.Equal(got, []string{"22"}) {
+		t.Fatalf("points %v, want [22]: %s", got, r.raw)
+	}
+	calls := log.take()[0]
+	if len(calls) != 1 || calls[0].Guards["over_budget"] != true {
+		t.Fatalf("calls %+v", calls)
+	}
+	rg := responseGuard(t, guarded.lastAudit())
+	if rg["withheld"] != 1 || !reflect.DeepEqual(rg["rules"], []any{}) {
+		t.Fatalf("response_guard %v", rg)
+	}
+}
