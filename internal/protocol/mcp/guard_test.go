@@ -657,3 +657,21 @@ func TestGuardOtherResults(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardListOneAuthorize: inspecting the definitions adds no policy
+// round trip: a tools/list page is still one Authorize, whose items carry
+// their verdicts.
+func TestGuardListOneAuthorize(t *testing.T) {
+	for _, jsonResp := range []bool{true, false} {
+		up, _ := startUpstream(t, newGuardServer(&toolCounts{}), true, jsonResp)
+		h, _ := guardHarness(t, up.URL, mustGuard(t), guardPolicy(t), nil)
+		st, body, _ := rawPost(t, h.srv.URL, alice, map[string]string{hdrVersion: Rev20250326}, `{"jsonrpc":"2.0","id":3,"method":"tools/list"}`)
+		if st != http.StatusOK || strings.Contains(body, `"name":"add"`) || !strings.Contains(body, `"name":"read_file"`) {
+			t.Fatalf("json=%v: %d %s", jsonResp, st, body)
+		}
+		noSecrets(t, "the list", body)
+		if n := h.authzN.Load(); n != 1 {
+			t.Fatalf("json=%v: %d Authorize calls for one page, want 1", jsonResp, n)
+		}
+	}
+}

@@ -370,8 +370,9 @@ func (x *exchange) taskVisible(m *message) bool {
 	return x.p.tasks.owns(x.b.name, id, x.peer)
 }
 
-// takePending finds the method of the client request a response answers:
-// this exchange's own requests, or on a GET (resumed) stream the session's.
+// takePending finds the client request a response answers (its method and
+// call): this exchange's own requests, or on a GET (resumed) stream the
+// session's.
 func (x *exchange) takePending(key string) (pendingReq, bool) {
 	if pr, ok := x.pending[key]; ok {
 		delete(x.pending, key)
