@@ -10,6 +10,14 @@
 // default policy denies. Streams are metered from message_start (input)
 // and the last message_delta (output), and cut off with an Anthropic
 // "error" event when a budget or stream cap runs out.
+//
+// With guardrails on (protocol.Request.Guard) the output is scanned for the
+// audit record ("response_guard": rule ids and counts) without holding
+// anything back, and the guard obligations of package openai apply:
+// redact_prompt redacts the system prompt, text blocks and tool results
+// before forwarding; redact redacts content[].text, and in streams each
+// text content block's text_delta through its own look-behind window, the
+// held text sent as one more text_delta just before content_block_stop.
 package anthropic
 
 import (
@@ -110,7 +118,7 @@ var forbiddenPrefixes = []string{"/v1/messages/batches", "/v1/files", "/v1/compl
 func (p *Protocol) Parse(_ context.Context, req *protocol.Request) (protocol.Exchange, error) {
 	r := req.HTTP
 	path := r.URL.Path
-	x := &exchange{p: p, lim: p.limits(req.Backend)}
+	x := &exchange{p: p, lim: p.limits(req.Backend), guard: req.Guard}
 	switch {
 	case path == "/v1/messages":
 		x.op = opMessages

@@ -35,6 +35,9 @@ type exchange struct {
 	messageCount int
 	scan         openai.Scan
 	estPrompt    int64
+	guard        protocol.Guard          // from Request.Guard; nil: guardrails off
+	prompt       *openai.PromptRedaction // redact_prompt applied; nil: not asked
+	out          openai.OutputGuard      // output scanning and the redact obligation
 
 	meter     openai.Meter
 	usage     openai.Usage
@@ -47,9 +50,13 @@ var _ protocol.Exchange = (*exchange)(nil)
 func (x *exchange) Calls() []protocol.Call { return x.calls }
 
 // Forward implements protocol.Exchange: all calls allowed, only obligations
-// Warden enforces, canonical re-encoding of the parsed body.
-func (x *exchange) Forward(_ context.Context, ds []protocol.Decision) ([]byte, error) {
-	if err := openai.CheckDecisions(x.calls, ds); err != nil {
+// Warden enforces ("limits", redact, redact_prompt), canonical re-encoding
+// of the parsed (and, under redact_prompt, redacted) body.
+func (x *exchange) Forward(ctx context.Context, ds []protocol.Decision) ([]byte, error) {
+	if err := openai.CheckDecisions(x.calls, ds, openai.ObligationRedact, openai.ObligationRedactPrompt); err != nil {
+		return nil, err
+	}
+	if err := x.applyGuard(ctx, ds); err != nil {
 		return nil, err
 	}
 	if x.tree == nil {
@@ -114,7 +121,7 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 	if err != nil {
 		return err
 	}
-	m, err := jsonstrict.ParseMembers(raw, jsonstrict.Options{MaxBytes: x.lim.MaxResponseBytes}, "usage", "stop_reason", "model", "input_tokens")
+	m, err := jsonstrict.ParseMembers(raw, jsonstrict.Options{MaxBytes: x.lim.MaxResponseBytes}, "usage", "stop_reason", "model", "input_tokens", "content")
 	if err != nil {
 		return malformed(fmt.Errorf("anthropic: response: %w", err))
 	}
@@ -129,6 +136,11 @@ func (x *exchange) Response(ctx context.Context, resp *http.Response, env *proto
 		in, out := usageNumbers(u)
 		if err := x.meter.Settle(in, out); err != nil {
 			return budgetError(err)
+		}
+	}
+	if x.op == opMessages && x.out.Active() {
+		if raw, err = x.guardOutput(ctx, raw, m); err != nil {
+			return err
 		}
 	}
 	openai.SetBody(resp, io.NopCloser(bytes.NewReader(raw)), int64(len(raw)))
@@ -162,6 +174,8 @@ func (x *exchange) Audit() map[string]any {
 		return a
 	}
 	a["stream"] = x.stream
+	x.prompt.Audit(a)
+	x.out.Audit(a)
 	openai.AuditUsage(a, &x.usage)
 	return a
 }
@@ -172,6 +186,10 @@ type streamHook struct {
 	x       *exchange
 	started bool
 	inSeen  bool
+	// texts are the output guard's streams, one per text content block
+	// index, in the order opened.
+	texts map[int64]*openai.OutputStream
+	keys  []int64
 }
 
 var _ sse.Hook = (*streamHook)(nil)
@@ -218,8 +236,23 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			if err := x.meter.AddText(n); err != nil {
 				return dst, err
 			}
+			if x.out.Active() {
+				return h.guardDelta(dst, ev, obj, d)
+			}
 		}
+	case "content_block_start":
+		if x.out.Active() {
+			return h.guardStart(dst, ev, obj)
+		}
+	case "content_block_stop":
+		if x.out.Active() {
+			idx, _, _ := jsonstrict.GetInt(obj, "index")
+			dst = h.flush(dst, idx, true)
+		}
+	case "message_stop":
+		dst = h.flushAll(dst, true)
 	case "message_delta":
+		dst = h.flushAll(dst, true)
 		if d, ok, _ := jsonstrict.GetObject(obj, "delta"); ok {
 			if r, ok, _ := jsonstrict.GetString(d, "stop_reason"); ok {
 				x.usage.Finish = r
@@ -249,21 +282,28 @@ func hasInput(u map[string]any) bool {
 func (h *streamHook) End(dst []byte, reason error) ([]byte, error) {
 	x := h.x
 	var e *protocol.Error
+	// Text the output guard still holds was metered and scanned: it goes
+	// out (redacted) at a clean end and before a budget or time cut-off;
+	// after any other failure it is dropped with the rest of the stream.
 	switch {
 	case reason == nil:
-		return dst, nil
+		return h.flushAll(dst, true), nil
 	case openai.IsBudget(reason):
 		x.usage.Cutoff = protocol.CodeBudgetExhausted
 		e = budgetError(reason)
+		dst = h.flushAll(dst, true)
 	case errors.Is(reason, sse.ErrStreamTooLarge):
 		x.usage.Cutoff = "stream_bytes_exceeded"
 		e = protocol.Errorf(http.StatusTooManyRequests, openai.CodeStreamLimit, "stream exceeded the size limit configured for this backend")
+		dst = h.flushAll(dst, false)
 	case errors.Is(reason, sse.ErrStreamTimeout):
 		x.usage.Cutoff = "stream_time_exceeded"
 		e = protocol.Errorf(http.StatusTooManyRequests, openai.CodeStreamLimit, "stream exceeded the time limit configured for this backend")
+		dst = h.flushAll(dst, true)
 	case errors.Is(reason, errMalformed), errors.Is(reason, sse.ErrLineTooLong), errors.Is(reason, sse.ErrEventTooLarge):
 		x.usage.Cutoff = openai.CodeUpstreamMalformed
 		e = malformed(reason)
+		dst = h.flushAll(dst, false)
 	case errors.Is(reason, io.ErrClosedPipe):
 		x.usage.Cutoff = "client_closed"
 		return dst, nil

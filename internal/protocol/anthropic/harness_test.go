@@ -47,6 +47,12 @@ type harness struct {
 	meter *testMeter
 	// decide decides every call (request and response path); nil allows.
 	decide func(protocol.Call) bool
+	// guard is lent to the protocol in Request.Guard (nil: guardrails off).
+	guard protocol.Guard
+	// obligations are attached to every allowed request decision.
+	obligations map[string]any
+	// upstream, when set, replaces the llmtest server (a scripted one).
+	upstream string
 
 	mu     sync.Mutex
 	calls  []protocol.Call
@@ -83,7 +89,7 @@ func (h *harness) authorize(_ context.Context, calls []protocol.Call) ([]protoco
 func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	ctx := r.Context()
-	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "b"})
+	x, err := h.p.Parse(ctx, &protocol.Request{HTTP: r, Body: body, Backend: "b", Guard: h.guard})
 	if err != nil {
 		h.p.WriteError(w, r, protocol.AsError(err))
 		return
@@ -92,6 +98,11 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	h.calls = x.Calls()
 	h.mu.Unlock()
+	for i := range ds {
+		if ds[i].Allow && h.obligations != nil {
+			ds[i].Obligations = h.obligations
+		}
+	}
 	if !ds[0].Allow {
 		h.p.WriteError(w, r, protocol.Errorf(http.StatusForbidden, protocol.CodePolicyDenied, "request denied by policy"))
 		return
@@ -101,7 +112,11 @@ func (h *harness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.p.WriteError(w, r, protocol.AsError(err))
 		return
 	}
-	out, _ := http.NewRequestWithContext(ctx, r.Method, h.up.URL+r.URL.Path, bytes.NewReader(fwd))
+	base := h.up.URL
+	if h.upstream != "" {
+		base = h.upstream
+	}
+	out, _ := http.NewRequestWithContext(ctx, r.Method, base+r.URL.Path, bytes.NewReader(fwd))
 	out.Header.Set("Content-Type", "application/json")
 	out.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultTransport.RoundTrip(out)
