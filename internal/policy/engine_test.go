@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
@@ -282,6 +283,22 @@ func TestInputErrorsDeny(t *testing.T) {
 	ds, err := e.DecideMany(context.Background(), []*Input{in})
 	if !errors.Is(err, ErrInput) || ds[0].Allow {
 		t.Errorf("DecideMany = %+v, %v; want deny and ErrInput", ds, err)
+	}
+}
+
+// TestStrictNumbersInInput: the numbers protocols parse (jsonstrict.Number,
+// e.g. a Qdrant point id or an MCP tool argument) reach Rego as numbers.
+func TestStrictNumbersInInput(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"p.rego": `package warden.authz
+decision := {"allow": input.resource.point_id == 42, "reasons": ["n"]}`})
+	e := newEngine(t, config.Policy{Paths: []string{dir}})
+	in := &Input{Resource: map[string]any{"point_id": jsonstrict.Number("42")}}
+	if d, err := e.Decide(context.Background(), in); err != nil || !d.Allow {
+		t.Errorf("Decide = %+v, %v", d, err)
+	}
+	if ds, err := e.DecideMany(context.Background(), []*Input{in}); err != nil || !ds[0].Allow {
+		t.Errorf("DecideMany = %+v, %v", ds, err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/wardenhq/warden/internal/jsonstrict"
 )
 
 // Subject is the verified caller (input.subject).
@@ -40,7 +42,8 @@ type Input struct {
 	Request Request
 	// Resource is input.resource: "kind" and "backend" (set by the gateway)
 	// plus protocol fields (model, tool, arguments, collection, ...). Values
-	// are JSON-compatible: nil, bool, string, numbers, json.Number, []any,
+	// are JSON-compatible: nil, bool, string, numbers, json.Number,
+	// jsonstrict.Number, []any,
 	// []string, map[string]any, map[string]string.
 	Resource map[string]any
 	// Action is read, write, invoke, admin or a protocol-specific action.
@@ -226,6 +229,9 @@ func toValue(x any, depth int) (ast.Value, error) {
 	case uint:
 		return ast.Number(strconv.FormatUint(uint64(v), 10)), nil
 	case json.Number:
+		return numberValue(string(v))
+	case jsonstrict.Number:
+		// What the protocols' strict parser yields for a JSON number.
 		return numberValue(string(v))
 	case []any:
 		terms := make([]*ast.Term, len(v))
