@@ -113,6 +113,7 @@ routes:
     strip_prefix: true
   - path_prefix: /mcp
     backend: tools
+guard: {}   # content detectors: prompt injection, secrets, PII (docs/guardrails.md)
 policy:
   data: [roles.yaml]
 audit:
