@@ -573,3 +573,54 @@ func TestRedactPrompt(t *testing.T) {
 		t.Fatalf("audit prompt_redacted %v", pr)
 	}
 }
+
+// TestResponsesScanOnly: Responses output is scanned for the audit record,
+// streamed (output_text.delta) or not, and passes unchanged (redact is
+// refused for Responses, see TestGuardObligationsRefused).
+func TestResponsesScanOnly(t *testing.T) {
+	reply := "The key is " + awsKey + ", keep it."
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream=", stream), func(t *testing.T) {
+			h := newHarness(t, llmtest.Config{Reply: reply, Chunks: 7}, Limits{}, nil)
+			h.guard = testGuard(t)
+			_, raw := post(t, h, "/v1/responses", fmt.Sprintf(`{"model":"gpt-5","input":"hi","stream":%v}`, stream))
+			if stream {
+				var text strings.Builder
+				for _, d := range readResponsesDeltas(t, raw) {
+					text.WriteString(d)
+				}
+				if text.String() != reply {
+					t.Fatalf("streamed text %q", text.String())
+				}
+			} else if !strings.Contains(string(raw), reply) {
+				t.Fatalf("response %s", raw)
+			}
+			rg, _ := h.Audit()["response_guard"].(map[string]any)
+			if rg["scanned"] != true || rg["redacted"] != false || rg["findings"] != 1 || !slices.Equal(rg["rules"].([]string), []string{awsRule}) {
+				t.Fatalf("audit response_guard %v", rg)
+			}
+		})
+	}
+}
+
+func readResponsesDeltas(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var out []string
+	rd := sse.NewReader(strings.NewReader(string(raw)), sse.ReaderOptions{})
+	for {
+		ev, err := rd.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "response.output_text.delta" {
+			var v struct{ Delta string }
+			if err := json.Unmarshal([]byte(ev.Data), &v); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v.Delta)
+		}
+	}
+}

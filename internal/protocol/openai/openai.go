@@ -13,6 +13,18 @@
 // own error format, when a budget or stream cap runs out; model lists are
 // filtered to the models the caller may use.
 //
+// With guardrails on, the gateway lends a protocol.Guard in
+// protocol.Request.Guard. Every completion's output is then scanned for
+// the audit record ("response_guard": rule ids and counts, never text); a
+// stream is scanned on the side, its bytes passed on at once and
+// unchanged. Two policy obligations use the Guard (see guard.go): redact
+// replaces secrets and personal data in the output, streamed or not — each
+// choice's text passes through its own look-behind window and the held
+// text goes out in a chunk of its own just before the finishing chunk — and
+// redact_prompt replaces them in every prompt string before forwarding.
+// Without a Guard both are refused, as is redact on the Responses API,
+// whose output is scanned but not yet redacted.
+//
 // API reference: https://platform.openai.com/docs/api-reference
 package openai
 
