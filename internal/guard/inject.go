@@ -235,7 +235,7 @@ var piRules = []*piRule{
 		// https://x.example/log?q={secret} or ...?data=[CONVERSATION]
 		re:       regexp.MustCompile(`https?://[^\s)"'>]{1,300}[?&/][^\s)"'=]{0,40}=?(?:\{|\[|<|%7b)\s*(?:data|secret|secrets|password|token|api[_ ]?key|key|conversation|chat|history|summary|context|user[_ ]?data|memory|email|credentials|ssh[_ ]?key|env|info|message|query)s?\s*(?:\}|\]|>|%7d)`),
 		stems:    []string{"http", "https"},
-		pre:      urlStart,
+		pre:      urlTemplate,
 		anchored: true,
 	},
 	{
@@ -309,6 +309,13 @@ type piIndex struct {
 	bloom [1 << 10]uint64
 	// lits by first byte, so one pass over the text finds them all.
 	lits [256][]litTrigger
+	// litFirst and litPair filter that pass: a byte that starts no literal,
+	// or a byte pair that starts none (bit p of litPair, p the pair as a
+	// big-endian uint16), needs no HasPrefix. litOne marks first bytes of
+	// one-byte literals, which have no pair to test.
+	litFirst [256]bool
+	litOne   [256]bool
+	litPair  [1 << 16 / 64]uint64
 }
 
 type stemRules struct {
@@ -386,6 +393,13 @@ func buildPIIndex() *piIndex {
 	sort.Strings(keys)
 	for _, l := range keys {
 		ix.lits[l[0]] = append(ix.lits[l[0]], litTrigger{lit: []byte(l), rules: lits[l]})
+		ix.litFirst[l[0]] = true
+		if len(l) == 1 {
+			ix.litOne[l[0]] = true
+			continue
+		}
+		p := uint16(l[0])<<8 | uint16(l[1])
+		ix.litPair[p>>6] |= 1 << (p & 63)
 	}
 	return ix
 }
@@ -429,6 +443,31 @@ func urlStart(s []byte, pos int) bool {
 		k++
 	}
 	return bytes.HasPrefix(s[k:], []byte("://"))
+}
+
+// urlTemplate is urlStart plus a necessary condition of pi.exfil.template:
+// an opening "{", "[", "<" or "%7b" before the first byte that neither of
+// the rule's URL classes ([^\s)"'>] and [^\s)"'=]) admits, within the
+// anchored window. Most URLs have none, and the rule's bounded repetitions
+// make its regexp the most expensive one to run (an NFA, not a backtracker).
+func urlTemplate(s []byte, pos int) bool {
+	if !urlStart(s, pos) {
+		return false
+	}
+	end := min(len(s), pos+winFwd)
+	for k := pos; k < end; k++ {
+		switch s[k] {
+		case ' ', '\t', '\n', '\f', '\r', ')', '"', '\'':
+			return false
+		case '{', '[', '<':
+			return true
+		case '%':
+			if k+2 < len(s) && s[k+1] == '7' && s[k+2] == 'b' {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headingStart accepts a word in a markdown heading ("## system"), or at a
@@ -551,8 +590,19 @@ func triggers(s []byte) ([][]window, int) {
 		i = j
 	}
 	for i := 0; i < len(s); i++ {
-		lts := index.lits[s[i]]
-		for _, lt := range lts {
+		c := s[i]
+		if !index.litFirst[c] {
+			continue
+		}
+		if !index.litOne[c] {
+			if i+1 == len(s) {
+				break
+			}
+			if p := uint16(c)<<8 | uint16(s[i+1]); index.litPair[p>>6]&(1<<(p&63)) == 0 {
+				continue
+			}
+		}
+		for _, lt := range index.lits[c] {
 			if bytes.HasPrefix(s[i:], lt.lit) {
 				for _, ri := range lt.rules {
 					trig = append(trig, hit{ri, i})
