@@ -86,8 +86,11 @@ func TestGuardStreamedOutput(t *testing.T) {
 		t.Errorf("redacted stream = %q", got)
 	}
 	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "small", Messages: msgs})
-	if err != nil || strings.Contains(resp.Choices[0].Message.Content, awsKey) {
-		t.Errorf("non-streaming: %v %q", err, resp)
+	if err != nil {
+		t.Fatalf("non-streaming: %v", err)
+	}
+	if m := resp.Choices[0].Message.Content; strings.Contains(m, awsKey) || !strings.Contains(m, "[REDACTED:secret.aws-access-token]") {
+		t.Errorf("non-streaming content = %q", m)
 	}
 	if strings.Contains(red.auditFile(), awsKey) {
 		t.Error("audit log holds the key")
