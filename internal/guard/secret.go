@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	ahocorasick "github.com/BobuSumisu/aho-corasick"
 	"github.com/spf13/viper"
 	"github.com/zricethezav/gitleaks/v8/config"
 )
@@ -40,8 +39,8 @@ type secretRule struct {
 	// = : > , | must follow its keyword within assignReach bytes.
 	assign bool
 	// prefix: keywords that are the literal start of the secret (ghp_, ey,
-	// sk) → an anchored regexp for what must follow them ("[0-9a-zA-Z]{36}").
-	prefix map[string]*regexp.Regexp
+	// sk) → the character run that must follow them ("[0-9a-zA-Z]{36}").
+	prefix map[string]*prefixRun
 	// minDistinct: a secret with Shannon entropy above the rule's floor e
 	// has more than 2^e distinct bytes, so a value with fewer cannot pass.
 	minDistinct int
@@ -60,12 +59,20 @@ const (
 
 type secretEngine struct {
 	rules   []secretRule
-	trie    *ahocorasick.Trie
+	kw      *kwMatcher
 	byKW    map[string][]int // lowercased keyword → rule indexes
+	kwRules [][]kwRule       // keyword number → its rules, as byKW
 	always  []int            // rules without keywords
-	kws     []string         // trie pattern number → keyword
+	kws     []string         // keyword number → keyword
 	global  []*config.Allowlist
 	version string
+}
+
+// kwRule is a rule triggered by a keyword, with the run its match must
+// have right after that keyword (nil if none is known).
+type kwRule struct {
+	ri     int
+	prefix *prefixRun
 }
 
 var (
@@ -127,9 +134,9 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 			k = strings.ToLower(k)
 			if re := prefixClass(src, regexpQuoteLower(k)); re != nil {
 				if sr.prefix == nil {
-					sr.prefix = map[string]*regexp.Regexp{}
+					sr.prefix = map[string]*prefixRun{}
 				}
-				sr.prefix[k] = re
+				sr.prefix[k] = newPrefixRun(re)
 			}
 		}
 		i := len(e.rules)
@@ -155,8 +162,14 @@ func newSecretEngine(cfg config.Config) *secretEngine {
 			e.byKW[k] = append(e.byKW[k], i)
 		}
 	}
-	e.trie = ahocorasick.NewTrieBuilder().AddStrings(kws).Build()
+	e.kw = newKWMatcher(kws)
 	e.kws = kws
+	e.kwRules = make([][]kwRule, len(kws))
+	for i, k := range kws {
+		for _, ri := range e.byKW[k] {
+			e.kwRules[i] = append(e.kwRules[i], kwRule{ri, e.rules[ri].prefix[k]})
+		}
+	}
 	return e
 }
 
@@ -213,14 +226,20 @@ const (
 
 // scan runs the secret rules over text.
 func (e *secretEngine) scan(st *scan, text string) {
-	lb := lowerPool.Get().(*[]byte)
-	defer lowerPool.Put(lb)
-	*lb = asciiLowerInto((*lb)[:0], text)
-	lowerB := *lb
-	wins := make(map[int][]window)
-	add := func(ri, pos int, kw string) {
+	sc := secretPool.Get().(*secretScratch)
+	defer secretPool.Put(sc)
+	if len(sc.wins) < len(e.rules) {
+		sc.wins = make([][]window, len(e.rules))
+	}
+	wins := sc.wins[:len(e.rules)]
+	defer func() {
+		for ri := range wins {
+			wins[ri] = wins[ri][:0]
+		}
+	}()
+	add := func(ri, pos int, kw string, prefix *prefixRun) {
 		r := &e.rules[ri]
-		if !r.plausible(text, pos, kw) {
+		if !r.plausible(text, pos, kw, prefix) {
 			return
 		}
 		var a, b int
@@ -249,15 +268,15 @@ func (e *secretEngine) scan(st *scan, text string) {
 		}
 		wins[ri] = append(ws, window{a, b})
 	}
-	e.trie.Walk(lowerB, func(end, n, pattern int64) bool {
-		kw := e.kws[pattern]
-		for _, ri := range e.byKW[kw] {
-			add(ri, int(end-n+1), kw)
+	sc.hits = e.kw.find(text, sc.hits[:0])
+	for _, h := range sc.hits {
+		kw := e.kws[h.kw]
+		for _, kr := range e.kwRules[h.kw] {
+			add(kr.ri, h.start, kw, kr.prefix)
 		}
-		return true
-	})
+	}
 	for _, ri := range e.always {
-		wins[ri] = []window{{0, len(text)}}
+		wins[ri] = append(wins[ri][:0], window{0, len(text)})
 	}
 	var found []Finding
 	defer func() {
@@ -319,10 +338,11 @@ func preferSpecific(fs []Finding) []Finding {
 	return out
 }
 
-// plausible applies the rule's necessary conditions at a keyword hit.
-func (r *secretRule) plausible(text string, pos int, kw string) bool {
+// plausible applies the rule's necessary conditions at a keyword hit;
+// prefix is r.prefix[kw].
+func (r *secretRule) plausible(text string, pos int, kw string, prefix *prefixRun) bool {
 	end := pos + len(kw)
-	if re := r.prefix[kw]; re != nil && !re.MatchString(text[end:min(len(text), end+200)]) {
+	if prefix != nil && !prefix.match(text[end:min(len(text), end+200)]) {
 		return false
 	}
 	if r.pre != nil && !r.pre(text, pos) {
@@ -511,18 +531,70 @@ func shannon(s string) float64 {
 	return h
 }
 
-var lowerPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// secretScratch is the per-scan working memory of secretEngine.scan,
+// pooled: keyword hits and windows per rule.
+type secretScratch struct {
+	hits []kwHit
+	wins [][]window
+}
 
-// asciiLowerInto appends s lowercased (ASCII only) to dst.
-func asciiLowerInto(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 32
-		}
-		dst = append(dst, c)
+var secretPool = sync.Pool{New: func() any { return new(secretScratch) }}
+
+// prefixRun is a prefixClass regexp ("^[0-9a-zA-Z]{36}") evaluated as a
+// byte table where that is exact: for ASCII input the n runes are n bytes,
+// each in the class. Input with a non-ASCII byte in the run goes to the
+// regexp ((?i) classes hold non-ASCII folds such as U+212A, Kelvin).
+type prefixRun struct {
+	re  *regexp.Regexp
+	n   int
+	tab [128]bool
+}
+
+// newPrefixRun reads the class and count back from a regexp prefixClass
+// built; on any other shape it keeps to the regexp alone (n == 0).
+func newPrefixRun(re *regexp.Regexp) *prefixRun {
+	p := &prefixRun{re: re}
+	src := re.String() // "^" + flags + class + "{" + n + "}"
+	i := strings.LastIndexByte(src, '{')
+	if i < 0 || !strings.HasSuffix(src, "}") {
+		return p
 	}
-	return dst
+	n := 0
+	for _, c := range src[i+1 : len(src)-1] {
+		if c < '0' || c > '9' {
+			return p
+		}
+		n = n*10 + int(c-'0')
+	}
+	one, err := regexp.Compile(src[:i] + "$")
+	if err != nil || n == 0 {
+		return p
+	}
+	for c := 0; c < 128; c++ {
+		p.tab[c] = one.MatchString(string(rune(c)))
+	}
+	p.n = n
+	return p
+}
+
+// match is p.re.MatchString(s).
+func (p *prefixRun) match(s string) bool {
+	if p.n == 0 {
+		return p.re.MatchString(s)
+	}
+	if len(s) < p.n {
+		return false
+	}
+	for k := 0; k < p.n; k++ {
+		c := s[k]
+		if c >= 0x80 {
+			return p.re.MatchString(s)
+		}
+		if !p.tab[c] {
+			return false
+		}
+	}
+	return true
 }
 
 func isTokenByte(c byte) bool {
