@@ -487,7 +487,8 @@ func headingStart(s []byte, pos int) bool {
 
 // scanInjection runs the prompt-injection rules over text.
 func (s *Scanner) scanInjection(st *scan, text string, depth int) {
-	n := normalize(text)
+	n := getNorm(text)
+	defer putNorm(n)
 	s.scanHidden(st, text, n, depth)
 	s.matchRules(st, n, func(a, b int) (int, int) { return n.span(a, b) }, "")
 }

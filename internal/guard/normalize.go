@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"slices"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -73,30 +75,81 @@ func classifyInvisible(r rune) string {
 // normalize folds text into a normText. It allocates two slices sized to the
 // input and is linear in it.
 func normalize(text string) *normText {
-	n := &normText{
-		s:   make([]byte, 0, len(text)+8),
-		off: make([]int32, 0, len(text)+9),
+	n := &normText{}
+	n.fold(text)
+	return n
+}
+
+var normPool = sync.Pool{New: func() any { return new(normText) }}
+
+// getNorm is normalize with the buffers of an earlier, released normText;
+// release it with putNorm once nothing refers to its slices.
+func getNorm(text string) *normText {
+	n := normPool.Get().(*normText)
+	n.fold(text)
+	return n
+}
+
+func putNorm(n *normText) {
+	if cap(n.off) > 1<<20 {
+		return // one huge text should not pin its buffers
+	}
+	normPool.Put(n)
+}
+
+// printable is the bytes of the fold's hot path: printable ASCII but the
+// space.
+var printable = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = true
+	}
+	return t
+}()
+
+// fold sets n to the folded view of text, reusing n's buffers.
+func (n *normText) fold(text string) {
+	n.s = n.s[:0]
+	n.off = n.off[:0]
+	n.hidden = n.hidden[:0]
+	if cap(n.s) < len(text)+8 {
+		n.s = make([]byte, 0, len(text)+8)
+	}
+	if cap(n.off) < len(text)+9 {
+		n.off = make([]int32, 0, len(text)+9)
 	}
 	var lastSpace bool // last emitted byte is a collapsed space or newline
 	var prev rune
 	for i := 0; i < len(text); {
 		c := text[i]
-		if c > ' ' && c < 0x7f {
-			// Hot path: a run of printable ASCII, folded with local slices.
-			s, off := n.s, n.off
-			j := i
-			for ; j < len(text); j++ {
-				c := text[j]
-				if c <= ' ' || c >= 0x7f {
-					break
+		if printable[c] {
+			// Hot path: a run of printable ASCII with single spaces
+			// between words (what the slow path would make of them:
+			// a space after a printable byte is kept as it is), folded
+			// into the buffers in one pass.
+			j := i + 1
+			for j < len(text) {
+				if printable[text[j]] {
+					j++
+					continue
 				}
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
+				if text[j] == ' ' && j+1 < len(text) && printable[text[j+1]] {
+					j += 2
+					continue
 				}
-				s = append(s, c)
-				off = append(off, int32(j))
+				break
 			}
-			n.s, n.off = s, off
+			src := text[i:j]
+			base := len(n.s)
+			n.s = slices.Grow(n.s, len(src))
+			n.off = slices.Grow(n.off, len(src))
+			n.s = n.s[:base+len(src)]
+			n.off = n.off[:base+len(src)]
+			dst := n.s[base:][:len(src)]
+			off := n.off[base:][:len(src)]
+			for k := 0; k < len(src); k++ {
+				dst[k] = lowerASCII[src[k]]
+				off[k] = int32(i + k)
+			}
 			lastSpace = false
 			prev = rune(text[j-1])
 			i = j
@@ -150,8 +203,8 @@ func normalize(text string) *normText {
 	}
 	n.off = append(n.off, int32(len(text)))
 	n.unleet()
-	return n
 }
+
 
 func (n *normText) emit(r rune, at int) {
 	r = unicode.ToLower(r)
