@@ -205,7 +205,6 @@ func (n *normText) fold(text string) {
 	n.unleet()
 }
 
-
 func (n *normText) emit(r rune, at int) {
 	r = unicode.ToLower(r)
 	if f, ok := confusables[r]; ok {
