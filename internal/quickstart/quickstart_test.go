@@ -15,7 +15,7 @@ func TestQuickstart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := Run(ctx, Options{Dir: t.TempDir(), Out: &out}); err != nil {
+	if err := Run(ctx, Options{Dir: t.TempDir(), Out: &out, Generous: true}); err != nil {
 		t.Fatalf("quickstart failed: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
@@ -44,7 +44,7 @@ func TestQuickstartRerunSameDir(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
 		var out bytes.Buffer
-		if err := Run(context.Background(), Options{Dir: dir, Out: &out}); err != nil {
+		if err := Run(context.Background(), Options{Dir: dir, Out: &out, Generous: true}); err != nil {
 			t.Fatalf("run %d: %v\n%s", i, err, out.String())
 		}
 	}
