@@ -48,9 +48,9 @@ func (s *Scanner) scanEncoded(st *scan, text string, depth int) {
 				s.rescanDecoded(st, dec, a, j, depth, "pi.encoded."+enc)
 			}
 			i = j
-		case isB64Byte(c):
-			j := i
-			for j < len(text) && isB64Byte(text[j]) {
+		case b64Byte[c]:
+			j := i + 1
+			for j < len(text) && b64Byte[text[j]] {
 				j++
 			}
 			for j < len(text) && text[j] == '=' {
@@ -82,6 +82,14 @@ func isWordByte(c byte) bool { return c == '.' || c == '@' || c == ':' }
 func isB64Byte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
 }
+
+// b64Byte is isB64Byte as a table, for scanEncoded's loop.
+var b64Byte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isB64Byte(byte(c))
+	}
+	return t
+}()
 
 // decodeToken tries hex, then base64, on a token of base64-alphabet bytes.
 func decodeToken(tok string) (string, string, bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"sort"
+	"sync"
 )
 
 // piRule is one prompt-injection rule: a regexp over the folded text
@@ -497,7 +498,9 @@ func (s *Scanner) scanInjection(st *scan, text string, depth int) {
 // around them and reports matches through span (folded → original offsets).
 // prefix, when set, is prepended to rule ids (for decoded payloads).
 func (s *Scanner) matchRules(st *scan, n *normText, span func(a, b int) (int, int), prefix string) {
-	wins, rot := triggers(n.s)
+	tsc := trigPool.Get().(*trigScratch)
+	defer trigPool.Put(tsc)
+	wins, rot := triggers(n.s, tsc)
 	st.rot13 += rot
 	var best map[string]int // rule id + start → finding index
 	for ri, ws := range wins {
@@ -557,23 +560,32 @@ type hit struct{ rule, pos int }
 // triggers returns, per rule, the merged windows in which it must run. A
 // rule runs around a trigger only if its pre-check accepts the position and
 // one of its need words occurs within needDist bytes.
-func triggers(s []byte) ([][]window, int) {
+//
+// The returned windows live in sc, valid until sc is reused.
+func triggers(s []byte, sc *trigScratch) ([][]window, int) {
 	rot := 0
-	var trig []hit
-	var need [][]int // per rule, need-word positions in increasing order
+	sc.reset()
+	ix := index
+	trig := sc.trig
+	need := sc.need // per rule, need-word positions in increasing order
 	// Words: ASCII letter runs (after folding, so most scripts in Latin).
 	for i := 0; i < len(s); {
 		if !isLower(s[i]) {
 			i++
 			continue
 		}
+		// The word's packStem key, built while finding its end.
 		j := i
+		var k uint64
 		for j < len(s) && isLower(s[j]) {
+			if j-i < stemLen {
+				k = k<<8 | uint64(s[j])
+			}
 			j++
 		}
-		k := packStem(s[i:j])
-		if bi, bit := bloomBit(k); index.bloom[bi]&bit != 0 {
-			if sr, ok := index.words[k]; ok {
+		k |= uint64(min(j-i, stemLen)) << 56
+		if bi, bit := bloomBit(k); ix.bloom[bi]&bit != 0 {
+			if sr, ok := ix.words[k]; ok {
 				if sr.rot13 {
 					rot++
 				}
@@ -581,9 +593,6 @@ func triggers(s []byte) ([][]window, int) {
 					trig = append(trig, hit{ri, i})
 				}
 				for _, ri := range sr.need {
-					if need == nil {
-						need = make([][]int, len(piRules))
-					}
 					need[ri] = append(need[ri], i)
 				}
 			}
@@ -592,18 +601,18 @@ func triggers(s []byte) ([][]window, int) {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !index.litFirst[c] {
+		if !ix.litFirst[c] {
 			continue
 		}
-		if !index.litOne[c] {
+		if !ix.litOne[c] {
 			if i+1 == len(s) {
 				break
 			}
-			if p := uint16(c)<<8 | uint16(s[i+1]); index.litPair[p>>6]&(1<<(p&63)) == 0 {
+			if p := uint16(c)<<8 | uint16(s[i+1]); ix.litPair[p>>6]&(1<<(p&63)) == 0 {
 				continue
 			}
 		}
-		for _, lt := range index.lits[c] {
+		for _, lt := range ix.lits[c] {
 			if bytes.HasPrefix(s[i:], lt.lit) {
 				for _, ri := range lt.rules {
 					trig = append(trig, hit{ri, i})
@@ -611,16 +620,17 @@ func triggers(s []byte) ([][]window, int) {
 			}
 		}
 	}
+	sc.trig = trig
 	if len(trig) == 0 {
 		return nil, rot
 	}
-	wins := make([][]window, len(piRules))
+	wins := sc.wins
 	for _, t := range trig {
 		r := piRules[t.rule]
 		if r.pre != nil && !r.pre(s, t.pos) {
 			continue
 		}
-		if len(r.need) > 0 && (need == nil || !nearNeed(need[t.rule], t.pos, r.needDist)) {
+		if len(r.need) > 0 && !nearNeed(need[t.rule], t.pos, r.needDist) {
 			continue
 		}
 		if r.anchored {
@@ -645,6 +655,26 @@ func triggers(s []byte) ([][]window, int) {
 		}
 	}
 	return wins, rot
+}
+
+// trigScratch is the working memory of triggers, pooled: trigger hits,
+// need-word positions and windows per rule.
+type trigScratch struct {
+	trig []hit
+	need [][]int
+	wins [][]window
+}
+
+var trigPool = sync.Pool{New: func() any {
+	return &trigScratch{need: make([][]int, len(piRules)), wins: make([][]window, len(piRules))}
+}}
+
+func (sc *trigScratch) reset() {
+	sc.trig = sc.trig[:0]
+	for i := range sc.need {
+		sc.need[i] = sc.need[i][:0]
+		sc.wins[i] = sc.wins[i][:0]
+	}
 }
 
 // nearNeed reports whether a need word lies within dist bytes of pos; need

@@ -363,6 +363,17 @@ var ibanLen = map[string]int{
 // mod-97 checksum.
 func scanIBANs(st *scan, text string) {
 	for i := 0; i+15 <= len(text); i++ {
+		// An IBAN starts with two capitals and two digits: a byte at i+3
+		// that is neither rules out starting at i..i+3, a capital there
+		// rules out i and i+1.
+		if d := text[i+3]; !isDigit(d) {
+			if d < 'A' || d > 'Z' {
+				i += 3
+			} else {
+				i++
+			}
+			continue
+		}
 		c := text[i]
 		if c < 'A' || c > 'Z' || text[i+1] < 'A' || text[i+1] > 'Z' || !isDigit(text[i+2]) || !isDigit(text[i+3]) {
 			continue

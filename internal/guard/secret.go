@@ -368,14 +368,14 @@ func assignedValue(text string, end, minDistinct int) bool {
 			continue
 		}
 		v := k + 1
-		for skip := 0; v < len(text) && skip < 8 && strings.IndexByte("=:>|?`'\" \t\n\r", text[v]) >= 0; skip++ {
+		for skip := 0; v < len(text) && skip < 8 && valueLead[text[v]]; skip++ {
 			v++
 		}
-		var seen [256]bool
+		var seen [4]uint64
 		n, distinct := 0, 0
-		for v+n < len(text) && n < 160 && isTokenByte(text[v+n]) {
-			if c := text[v+n]; !seen[c] {
-				seen[c] = true
+		for v+n < len(text) && n < 160 && tokenByte[text[v+n]] {
+			if c := text[v+n]; seen[c>>6]&(1<<(c&63)) == 0 {
+				seen[c>>6] |= 1 << (c & 63)
 				distinct++
 			}
 			n++
@@ -600,3 +600,15 @@ func (p *prefixRun) match(s string) bool {
 func isTokenByte(c byte) bool {
 	return isAlnum(c) || c == '_' || c == '-' || c == '+' || c == '/' || c == '=' || c == '.'
 }
+
+// tokenByte is isTokenByte as a table; valueLead holds the quote, space and
+// operator bytes assignedValue skips before a value.
+var tokenByte, valueLead = func() (tok, lead [256]bool) {
+	for c := range tok {
+		tok[c] = isTokenByte(byte(c))
+	}
+	for _, c := range []byte("=:>|?`'\" \t\n\r") {
+		lead[c] = true
+	}
+	return tok, lead
+}()
