@@ -27,6 +27,10 @@ func FuzzStreamRedact(f *testing.F) {
 			return // an upstream's JSON strings are valid UTF-8
 		}
 		reply := prefix + " " + awsKey + " end"
+		want, _, ok := g.Redact(context.Background(), protocol.GuardResponse, reply)
+		// The fuzzer may glue text to the key so that it is no longer one
+		// (AKIA...P0): then only the equality below applies.
+		planted := ok && !strings.Contains(want, awsKey)
 		var deltas []string
 		rest := reply
 		for _, c := range cuts {
@@ -53,19 +57,18 @@ func FuzzStreamRedact(f *testing.F) {
 		if err != nil {
 			// A reply that is not valid UTF-8 is cut as malformed: fine, as
 			// long as nothing of the key went out before.
-			if bytes.Contains(out, []byte(awsKey)) {
+			if planted && bytes.Contains(out, []byte(awsKey)) {
 				t.Fatalf("key reached the client before the error: %q", out)
 			}
 			return
 		}
-		if bytes.Contains(out, []byte(awsKey)) {
+		if planted && bytes.Contains(out, []byte(awsKey)) {
 			t.Fatalf("key reached the client: %q", out)
 		}
 		s := readStream(t, out)
 		if len(s.errors) > 0 {
 			return // cut as malformed (e.g. invalid UTF-8 in the reply)
 		}
-		want, _, ok := g.Redact(context.Background(), protocol.GuardResponse, reply)
 		if ok && s.text["0.content"] != want {
 			t.Fatalf("client text %q\nwant %q", s.text["0.content"], want)
 		}
