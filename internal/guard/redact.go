@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"strings"
@@ -103,6 +104,8 @@ type StreamRedactor struct {
 	// kept as left context for rules that look behind (api_key=...).
 	pending []byte
 	tail    []byte
+	// buf is reused to join tail and pending for each scan.
+	buf []byte
 	// Found counts the findings redacted so far, per rule.
 	Found map[string]int
 }
@@ -151,18 +154,16 @@ func (r *StreamRedactor) emit(final bool) []byte {
 	}
 	// Scan left context + pending, keep findings that touch pending.
 	lc := len(r.tail)
-	buf := make([]byte, 0, lc+len(r.pending))
-	buf = append(buf, r.tail...)
-	buf = append(buf, r.pending...)
+	r.buf = append(append(r.buf[:0], r.tail...), r.pending...)
 	st := &scan{s: r.s, ctx: context.Background(), c: r.c}
-	text := string(buf)
+	text := string(r.buf)
 	if r.s.secret {
 		r.s.secrets.scan(st, text)
 	}
 	if r.s.pii {
 		scanPII(st, text)
 	}
-	fs := make([]Finding, 0, len(st.findings))
+	fs := st.findings[:0] // filtered in place
 	for _, f := range st.findings {
 		if f.End <= lc {
 			continue // wholly in text already emitted
@@ -183,7 +184,7 @@ func (r *StreamRedactor) emit(final bool) []byte {
 			r.Found[f.Rule]++
 		}
 	}
-	out := []byte(Redact(string(r.pending[:cut]), keep))
+	out := []byte(Redact(text[lc:lc+cut], keep))
 	// slide: emitted original bytes become left context
 	r.tail = append(r.tail, r.pending[:cut]...)
 	if len(r.tail) > r.window {
@@ -195,23 +196,33 @@ func (r *StreamRedactor) emit(final bool) []byte {
 
 // pemHold returns the offset of the last "-----BEGIN" in b that has no END
 // line after it, or -1.
-func pemHold(b []byte) int {
-	s := string(b)
-	i := strings.LastIndex(s, "-----BEGIN")
+func pemHold(s []byte) int {
+	// Index is vectorised and LastIndex is not: look forward first, since
+	// most text has no marker at all.
+	i := bytes.Index(s, pemBegin)
+	if i >= 0 {
+		i += bytes.LastIndex(s[i:], pemBegin)
+	}
 	if i < 0 {
 		// a marker may be split: hold a trailing partial "-----BE"
 		for k := min(len(s), 10); k > 0; k-- {
-			if strings.HasSuffix(s, "-----BEGIN"[:k]) && k >= 5 {
+			if bytes.HasSuffix(s, pemBegin[:k]) && k >= 5 {
 				return len(s) - k
 			}
 		}
 		return -1
 	}
-	if strings.Contains(s[i:], "-----END") && strings.Count(s[i:], "-----") >= 4 {
+	if bytes.Contains(s[i:], pemEnd) && bytes.Count(s[i:], pemDashes) >= 4 {
 		return -1
 	}
 	return i
 }
+
+var (
+	pemBegin  = []byte("-----BEGIN")
+	pemEnd    = []byte("-----END")
+	pemDashes = []byte("-----")
+)
 
 func (r *StreamRedactor) totalFound() int {
 	n := 0
