@@ -39,6 +39,15 @@ func scanPII(st *scan, text string) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// numberStart is the bytes a digit group may start with.
+var numberStart = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['+'], t['('] = true, true
+	return t
+}()
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
 
@@ -103,8 +112,7 @@ func scanEmails(st *scan, text string) {
 func scanNumbers(st *scan, text string) {
 	var digits [32]byte
 	for i := 0; i < len(text); {
-		c := text[i]
-		if !isDigit(c) && c != '+' && c != '(' {
+		if !numberStart[text[i]] {
 			i++
 			continue
 		}
