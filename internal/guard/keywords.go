@@ -84,6 +84,28 @@ var lowerASCII = func() (t [256]byte) {
 	return t
 }()
 
+// at appends the keywords that occur at text[i:].
+func (m *kwMatcher) at(text string, i int, hits []kwHit) []kwHit {
+	g := m.slot[uint16(lowerASCII[text[i]])<<8|uint16(lowerASCII[text[i+1]])]
+	if g == 0 {
+		return hits
+	}
+cand:
+	for _, k := range m.groups[g-1] {
+		kw := m.kws[k]
+		if len(kw) > len(text)-i {
+			continue
+		}
+		for j := 2; j < len(kw); j++ {
+			if lowerASCII[text[i+j]] != kw[j] {
+				continue cand
+			}
+		}
+		hits = append(hits, kwHit{k, i})
+	}
+	return hits
+}
+
 // find appends to hits every keyword occurrence in text, in Aho-Corasick
 // report order.
 func (m *kwMatcher) find(text string, hits []kwHit) []kwHit {
@@ -99,34 +121,19 @@ func (m *kwMatcher) find(text string, hits []kwHit) []kwHit {
 	if n < 2 {
 		return hits
 	}
-	// k holds text[i:i+3] ORed with 0x20; past the end the third byte is
-	// 0x20, whose bit two-byte keywords set like any other.
+	// k holds text[i:i+3] ORed with 0x20. The last position has no third
+	// byte: it is taken as 0x20, whose bit two-byte keywords set like any
+	// other.
+	tri := &m.tri
 	k := uint32(text[0]|0x20)<<8 | uint32(text[1]|0x20)
 	for i := 0; i+1 < n; i++ {
-		c2 := byte(0x20)
 		if i+2 < n {
-			c2 = text[i+2] | 0x20
+			k = k<<8 | uint32(text[i+2]|0x20)
+		} else {
+			k = k<<8 | 0x20
 		}
-		k = k<<8 | uint32(c2)
-		if h := triHash(k); m.tri[h>>6]&(1<<(h&63)) == 0 {
-			continue
-		}
-		g := m.slot[uint16(lowerASCII[text[i]])<<8|uint16(lowerASCII[text[i+1]])]
-		if g == 0 {
-			continue
-		}
-	cand:
-		for _, k := range m.groups[g-1] {
-			kw := m.kws[k]
-			if len(kw) > n-i {
-				continue
-			}
-			for j := 2; j < len(kw); j++ {
-				if lowerASCII[text[i+j]] != kw[j] {
-					continue cand
-				}
-			}
-			hits = append(hits, kwHit{k, i})
+		if h := triHash(k); tri[h>>6]&(1<<(h&63)) != 0 {
+			hits = m.at(text, i, hits)
 		}
 	}
 	// Found by start; reorder by end, then start (longest first). Ends are
