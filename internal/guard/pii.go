@@ -48,6 +48,7 @@ var numberStart = func() (t [256]bool) {
 	t['+'], t['('] = true, true
 	return t
 }()
+
 func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
 
