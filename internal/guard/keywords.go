@@ -11,10 +11,10 @@ package guard
 // per byte. TestKeywordsMatchAhoCorasick holds the two to the same output.
 type kwMatcher struct {
 	kws []string // as given; matched against ASCII-lowercased text
-	// groups[slot[p]-1] are the keywords, by index, that start with the
-	// byte pair p (big endian).
-	slot   []uint16 // 1<<16 entries
-	groups [][]int32
+	// first[c0] lists, per second byte, the keywords (by index) of two or
+	// more bytes that start with c0: small lists, where a table over all
+	// pairs would miss the cache on every lookup.
+	first [256][]pairGroup
 	// tri, in front of slot, has a bit per hash of each keyword's first
 	// three bytes (any third byte for a two-byte keyword), each byte ORed
 	// with 0x20: a text byte equal to a keyword byte after ASCII
@@ -38,6 +38,11 @@ func (m *kwMatcher) setTri(c0, c1, c2 byte) {
 	m.tri[h>>6] |= 1 << (h & 63)
 }
 
+type pairGroup struct {
+	c1  byte
+	kws []int32
+}
+
 // kwHit is one occurrence: keyword index and start offset.
 type kwHit struct {
 	kw    int32
@@ -45,7 +50,7 @@ type kwHit struct {
 }
 
 func newKWMatcher(kws []string) *kwMatcher {
-	m := &kwMatcher{kws: kws, slot: make([]uint16, 1<<16)}
+	m := &kwMatcher{kws: kws}
 	for i, k := range kws {
 		switch len(k) {
 		case 0:
@@ -61,13 +66,16 @@ func newKWMatcher(kws []string) *kwMatcher {
 		default:
 			m.setTri(k[0], k[1], k[2])
 		}
-		p := uint16(k[0])<<8 | uint16(k[1])
-		if m.slot[p] == 0 {
-			m.groups = append(m.groups, nil)
-			m.slot[p] = uint16(len(m.groups))
+		gs := m.first[k[0]]
+		g := 0
+		for g < len(gs) && gs[g].c1 != k[1] {
+			g++
 		}
-		g := m.slot[p] - 1
-		m.groups[g] = append(m.groups[g], int32(i))
+		if g == len(gs) {
+			gs = append(gs, pairGroup{c1: k[1]})
+		}
+		gs[g].kws = append(gs[g].kws, int32(i))
+		m.first[k[0]] = gs
 	}
 	return m
 }
@@ -86,12 +94,16 @@ var lowerASCII = func() (t [256]byte) {
 
 // at appends the keywords that occur at text[i:].
 func (m *kwMatcher) at(text string, i int, hits []kwHit) []kwHit {
-	g := m.slot[uint16(lowerASCII[text[i]])<<8|uint16(lowerASCII[text[i+1]])]
-	if g == 0 {
-		return hits
+	c1 := lowerASCII[text[i+1]]
+	var ks []int32
+	for _, g := range m.first[lowerASCII[text[i]]] {
+		if g.c1 == c1 {
+			ks = g.kws
+			break
+		}
 	}
 cand:
-	for _, k := range m.groups[g-1] {
+	for _, k := range ks {
 		kw := m.kws[k]
 		if len(kw) > len(text)-i {
 			continue

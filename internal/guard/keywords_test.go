@@ -134,3 +134,16 @@ func BenchmarkKeywords(b *testing.B) {
 		hits = e.kw.find(text, hits[:0])
 	}
 }
+
+func BenchmarkKeywordsProse(b *testing.B) {
+	e, err := loadSecretEngine()
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat(plainProse, (16<<10)/len(plainProse)+1)[:16<<10]
+	b.SetBytes(int64(len(text)))
+	var hits []kwHit
+	for b.Loop() {
+		hits = e.kw.find(text, hits[:0])
+	}
+}
