@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wardenhq/warden/internal/protocol"
+	"github.com/wardenhq/warden/internal/protocol/llmtest"
 )
 
 // FuzzStreamRedact feeds the chat stream filter, under the redact
@@ -31,17 +32,7 @@ func FuzzStreamRedact(f *testing.F) {
 		// The fuzzer may glue text to the key so that it is no longer one
 		// (AKIA...P0): then only the equality below applies.
 		planted := ok && !strings.Contains(want, awsKey)
-		var deltas []string
-		rest := reply
-		for _, c := range cuts {
-			n := int(c) % (len(rest) + 1)
-			for n < len(rest) && !utf8.RuneStart(rest[n]) {
-				n++ // a delta is a JSON string: whole runes
-			}
-			deltas = append(deltas, rest[:n])
-			rest = rest[n:]
-		}
-		deltas = append(deltas, rest)
+		deltas := llmtest.CutDeltas(reply, cuts)
 		body := strings.Join(streamOf("content", deltas...), "")
 
 		x, err := guardExchange(t, g, "/v1/chat/completions", streamChat, redactObl)
@@ -49,7 +40,7 @@ func FuzzStreamRedact(f *testing.F) {
 			t.Fatal(err)
 		}
 		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}},
-			Body: io.NopCloser(&chunkedReader{b: []byte(body), n: int(read%97) + 1})}
+			Body: io.NopCloser(llmtest.ChunkedReader([]byte(body), int(read%97)+1))}
 		if err := x.Response(context.Background(), resp, &protocol.ResponseEnv{}); err != nil {
 			t.Fatalf("Response: %v", err)
 		}
@@ -73,20 +64,4 @@ func FuzzStreamRedact(f *testing.F) {
 			t.Fatalf("client text %q\nwant %q", s.text["0.content"], want)
 		}
 	})
-}
-
-// chunkedReader returns at most n bytes per Read, as a network would.
-type chunkedReader struct {
-	b []byte
-	n int
-}
-
-func (r *chunkedReader) Read(p []byte) (int, error) {
-	if len(r.b) == 0 {
-		return 0, io.EOF
-	}
-	k := min(len(p), r.n, len(r.b))
-	copy(p, r.b[:k])
-	r.b = r.b[k:]
-	return k, nil
 }
