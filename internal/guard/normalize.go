@@ -269,6 +269,12 @@ func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
 func (n *normText) unleet() {
 	s := n.s
 	for i := 0; i < len(s); i++ {
+		for i+8 <= len(s) && !mayLeet(load64b(s, i)) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		if leet[s[i]] == 0 || s[i] == '!' && i+1 < len(s) && s[i+1] == '[' {
 			continue
 		}

@@ -115,6 +115,9 @@ func scanNumbers(st *scan, text string) {
 	for i := 0; i < len(text); {
 		if !numberStart[text[i]] {
 			i++
+			for i+8 <= len(text) && !mayStartNumber(load64(text, i)) {
+				i += 8
+			}
 			continue
 		}
 		// must not continue a word or a longer token
