@@ -12,18 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/wardenhq/warden/internal/guard"
+	"github.com/wardenhq/warden/internal/guard/guardtest"
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
 // realRedactor is the gateway's redaction: the real detectors.
 func realRedactor(t *testing.T) Redactor {
 	t.Helper()
-	s, err := guard.New(guard.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guard.ForProtocols(s)
+	g := guardtest.Guard(t)
 	return func(ctx context.Context, text string) (string, []string, bool) {
 		return g.Redact(ctx, protocol.GuardUser, text)
 	}

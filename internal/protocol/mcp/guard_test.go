@@ -11,14 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/wardenhq/warden/internal/guard"
+	"github.com/wardenhq/warden/internal/guard/guardtest"
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
 	"github.com/wardenhq/warden/internal/sse"
@@ -82,24 +81,9 @@ func newGuardServer(counts *toolCounts) *mcp.Server {
 	return s
 }
 
-// realGuard is the gateway's guard with the default configuration, as the
+// mustGuard is the gateway's guard with the default configuration, as the
 // gateway lends it to protocols.
-var realGuard = sync.OnceValues(func() (protocol.Guard, error) {
-	s, err := guard.New(guard.Config{})
-	if err != nil {
-		return nil, err
-	}
-	return guard.ForProtocols(s), nil
-})
-
-func mustGuard(t testing.TB) protocol.Guard {
-	t.Helper()
-	g, err := realGuard()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
+func mustGuard(t testing.TB) protocol.Guard { return guardtest.Guard(t) }
 
 // guardPolicy is the real engine with the default library: alice may read
 // and invoke anything on the backend; the library's guardrail rules alone

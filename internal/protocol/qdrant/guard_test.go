@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/guard"
+	"github.com/wardenhq/warden/internal/guard/guardtest"
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/policy"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -135,14 +136,7 @@ func opaAuthorizer(t testing.TB, log *authzLog) protocol.Authorizer {
 	}
 }
 
-func realGuard(t testing.TB) protocol.Guard {
-	t.Helper()
-	s, err := guard.New(guard.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return guard.ForProtocols(s)
-}
+func realGuard(t testing.TB) protocol.Guard { return guardtest.Guard(t) }
 
 // guardHarnesses returns two harnesses on one upstream holding the RAG
 // collections: plain (Guard nil) and guarded (real scanner, OPA deciding
