@@ -29,7 +29,7 @@ decision := {"allow": false, "reasons": ["no_binding_for_identity"], "obligation
 } else := {
 	"allow": true,
 	"reasons": [concat("", ["allowed_by_role:", r]) | some r in allowed_roles],
-	"obligations": object.union(guard_obligations, obligations),
+	"obligations": decision_obligations,
 }
 
 # subject_patterns are the binding keys that may match the caller: its
@@ -181,11 +181,20 @@ guard_redacted("secret") if llm_call
 llm_call if input.resource.kind in {"openai", "anthropic"}
 
 # guard_obligations are the obligations the guard verdict adds to an allow.
-# A role that sets redact_prompt itself keeps its own value.
 guard_obligations := {"redact_prompt": ["secret"]} if {
 	llm_call
 	input.guards.categories.secret.count > 0
 } else := {}
+
+# decision_obligations are the roles' obligations plus the guard's. A role
+# that sets redact_prompt itself gets the union of its categories and the
+# guard's: a role asking for ["pii"] never turns secret redaction off. (A
+# malformed role value is left as it is, and the protocol refuses it.)
+decision_obligations := object.union(obligations, {"redact_prompt": merged}) if {
+	guard_obligations.redact_prompt
+	is_array(object.get(obligations, "redact_prompt", []))
+	merged := sort({c | some c in guard_obligations.redact_prompt} | {c | some c in object.get(obligations, "redact_prompt", [])})
+} else := object.union(guard_obligations, obligations)
 
 guard_blocked_by := input.guards.blocked_by if {
 	count(input.guards.blocked_by) > 0

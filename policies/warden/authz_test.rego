@@ -341,9 +341,15 @@ test_guard_no_redaction_without_secret if {
 	not "redact_prompt" in object.keys(d.obligations)
 }
 
-test_guard_role_redact_prompt_kept if {
-	# A role's own redact_prompt wins over the guard's default.
-	roles := object.union(example.roles, {"support-reader": {"permissions": [{"backend": "llm", "actions": ["invoke"], "obligations": {"redact_prompt": ["secret", "pii"]}}]}})
-	d := decide(guarded(support_chat([]), secret_verdict(false)), object.union(example, {"roles": roles}))
-	d.obligations.redact_prompt == ["secret", "pii"]
+role_redacting(cats) := object.union(example, {"roles": object.union(example.roles, {"support-reader": {"permissions": [{"backend": "llm", "actions": ["invoke"], "obligations": {"redact_prompt": cats}}]}})})
+
+test_guard_role_redact_prompt_merged if {
+	# A role's own redact_prompt is merged with the guard's, never replaces it.
+	decide(guarded(support_chat([]), secret_verdict(false)), role_redacting(["secret", "pii"])).obligations.redact_prompt == ["pii", "secret"]
+	decide(guarded(support_chat(["get_weather"]), secret_verdict(true)), role_redacting(["pii"])).obligations.redact_prompt == ["pii", "secret"]
+}
+
+test_guard_role_redact_prompt_without_secret if {
+	g := {"blocked": false, "over_budget": false, "blocked_by": [], "blocked_contexts": [], "categories": {}}
+	decide(guarded(support_chat([]), g), role_redacting(["pii"])).obligations.redact_prompt == ["pii"]
 }
