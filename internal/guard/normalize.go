@@ -268,12 +268,16 @@ func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
 // touches one: "1gn0r3" → "ignore", "h4x0r" → "haxor", "2024" stays.
 func (n *normText) unleet() {
 	s := n.s
+	swarFrom := 0 // a word test failed before this: go byte by byte
 	for i := 0; i < len(s); i++ {
-		for i+8 <= len(s) && !mayLeet(load64b(s, i)) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
+		if i >= swarFrom {
+			for i+8 <= len(s) && !mayLeet(load64b(s, i)) {
+				i += 8
+			}
+			swarFrom = i + 8
+			if i >= len(s) {
+				break
+			}
 		}
 		if leet[s[i]] == 0 || s[i] == '!' && i+1 < len(s) && s[i+1] == '[' {
 			continue

@@ -112,11 +112,15 @@ func scanEmails(st *scan, text string) {
 // dots) and classifies each group: payment card, SSN, phone, IPv4, CPF, DNI.
 func scanNumbers(st *scan, text string) {
 	var digits [32]byte
+	swarFrom := 0 // a word test failed before this: go byte by byte
 	for i := 0; i < len(text); {
 		if !numberStart[text[i]] {
 			i++
-			for i+8 <= len(text) && !mayStartNumber(load64(text, i)) {
-				i += 8
+			if i >= swarFrom {
+				for i+8 <= len(text) && !mayStartNumber(load64(text, i)) {
+					i += 8
+				}
+				swarFrom = i + 8
 			}
 			continue
 		}
