@@ -144,8 +144,8 @@ func TestGuardSection(t *testing.T) {
 	if c.Guard.StreamWindow != 256 {
 		t.Errorf("stream_window default: %d", c.Guard.StreamWindow)
 	}
-	_, err = Parse("w.yaml", []byte(base+"guard:\n  remote: {url: \"ftp://x\", fail_mode: later, contexts: [user, chat]}\n  capture: {when: all}\n"))
-	for _, w := range []string{"guard.remote.url: want an http or https URL", "guard.remote.fail_mode: must be closed or open", "guard.remote.contexts[1]: unknown context \"chat\"", "guard.capture.path: is required", "guard.capture.sample: must be in (0, 1]"} {
+	_, err = Parse("w.yaml", []byte(base+"guard:\n  stream_window: 8\n  disable: [pii]\n  remote: {url: \"ftp://x\", fail_mode: later, contexts: [user, chat]}\n  capture: {when: all}\n"))
+	for _, w := range []string{"guard.stream_window: must be between 256", "guard.capture: needs the secret and pii detectors", "guard.remote.url: want an http or https URL", "guard.remote.fail_mode: must be closed or open", "guard.remote.contexts[1]: unknown context \"chat\"", "guard.capture.path: is required", "guard.capture.sample: must be in (0, 1]"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v\n does not contain %q", err, w)
 		}

@@ -484,8 +484,8 @@ func (v *validator) guard(g *Guard) {
 			v.add(fmt.Sprintf("guard.disable[%d]", i), "unknown category %q (want one of %s)", d, strings.Join(guardCategories, ", "))
 		}
 	}
-	if g.StreamWindow < 0 || g.StreamWindow > 64<<10 {
-		v.add("guard.stream_window", "must be between 1 and 65536 bytes")
+	if g.StreamWindow < 256 || g.StreamWindow > 4096 {
+		v.add("guard.stream_window", "must be between 256 and 4096 bytes (a smaller window lets a secret split across chunks through; a larger one costs CPU on every chunk)")
 	}
 	if r := g.Remote; r != nil {
 		u, err := url.Parse(r.URL)
@@ -515,6 +515,9 @@ func (v *validator) guard(g *Guard) {
 	if cp := g.Capture; cp != nil {
 		if cp.Path == "" {
 			v.add("guard.capture.path", "is required")
+		}
+		if slices.Contains(g.Disable, "secret") || slices.Contains(g.Disable, "pii") {
+			v.add("guard.capture", "needs the secret and pii detectors (guard.disable lists one): bodies are never written unredacted")
 		}
 		if cp.When != "flagged" && cp.When != "all" {
 			v.add("guard.capture.when", "must be flagged or all, not %q", cp.When)

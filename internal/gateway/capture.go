@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,21 +11,21 @@ import (
 	"github.com/wardenhq/warden/internal/audit"
 	"github.com/wardenhq/warden/internal/capture"
 	"github.com/wardenhq/warden/internal/config"
+	"github.com/wardenhq/warden/internal/guard"
 	"github.com/wardenhq/warden/internal/protocol"
 )
 
-// newCapture opens the opt-in redacted body capture. It needs the guard:
-// bodies are never written unredacted.
-func newCapture(cc *config.GuardCapture, g protocol.Guard, log *slog.Logger, reg prometheus.Registerer) (*capture.Writer, error) {
-	if g == nil {
-		return nil, errors.New("capture needs the detectors on (a guard section without every category disabled)")
-	}
-	redact := func(ctx context.Context, text string) (string, []string, bool) {
-		return g.Redact(ctx, protocol.GuardUser, text)
+// newCapture opens the opt-in redacted body capture. It needs the secret
+// and PII detectors (config validation refuses the section otherwise) and
+// redacts strictly: a body whose scan did not finish is not written, whatever
+// guard.fail_mode says about requests.
+func newCapture(cc *config.GuardCapture, s *guard.Scanner, log *slog.Logger, reg prometheus.Registerer) (*capture.Writer, error) {
+	if s == nil {
+		return nil, errors.New("capture needs the detectors (a guard section)")
 	}
 	return capture.New(capture.Config{
 		Path: cc.Path, When: cc.When, Sample: cc.Sample, MaxBodyBytes: cc.MaxBodyBytes, MaxFileBytes: cc.MaxFileBytes,
-	}, redact, capture.Options{Logger: log, Registerer: reg})
+	}, s.RedactStrict, capture.Options{Logger: log, Registerer: reg})
 }
 
 // offerCapture hands a decided request to the capture (a no-op when it is

@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		return nil, fmt.Errorf("gateway: guard: %w", err)
 	}
 	if cfg.Guard != nil && cfg.Guard.Capture != nil {
-		if g.capture, err = newCapture(cfg.Guard.Capture, g.pguard, g.log.With("component", "capture"), g.reg); err != nil {
+		if g.capture, err = newCapture(cfg.Guard.Capture, g.guard, g.log.With("component", "capture"), g.reg); err != nil {
 			return nil, fmt.Errorf("gateway: guard: %w", err)
 		}
 		g.closers = append(g.closers, g.capture.Close)

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // LeafResult is the scan of one string in a JSON document.
@@ -73,7 +75,7 @@ func (s *Scanner) ScanJSON(ctx context.Context, doc []byte, c Context) ([]LeafRe
 		return nil, err
 	}
 	var out []LeafResult
-	remote := map[Context]*strings.Builder{}
+	remote := map[Context][]string{}
 	var order []Context
 	for _, l := range leaves {
 		lc := c
@@ -86,25 +88,21 @@ func (s *Scanner) ScanJSON(ctx context.Context, doc []byte, c Context) ([]LeafRe
 		r := s.scanLocal(ctx, l.value, lc)
 		if s.remote != nil && s.remote.want[lc] && !l.isKey {
 			if remote[lc] == nil {
-				remote[lc] = &strings.Builder{}
 				order = append(order, lc)
 			}
-			if remote[lc].Len() > 0 {
-				remote[lc].WriteString("\n\n")
-			}
-			remote[lc].WriteString(l.value)
+			remote[lc] = append(remote[lc], l.value)
 		}
 		if len(r.Findings) == 0 && !r.OverBudget && !r.Blocked {
 			continue
 		}
 		out = append(out, LeafResult{Path: l.path, Context: lc, Result: r})
 	}
-	// The classifier is asked once per context, about all of that
-	// context's strings together: one call per request, not per string.
+	// The classifier is asked about all of a context's strings together,
+	// packed into as few calls as its max_bytes allows (every byte is sent;
+	// a long string is cut into pieces), the calls in parallel: one round
+	// trip per request, not one per string.
 	for _, lc := range order {
-		r := Result{MaxScore: map[string]float64{}}
-		s.consult(ctx, remote[lc].String(), lc, &r)
-		if len(r.Findings) > 0 || r.Blocked {
+		if r := s.consultAll(ctx, remote[lc], lc); len(r.Findings) > 0 || r.Blocked || r.OverBudget {
 			out = append(out, LeafResult{Path: "$", Context: lc, Result: r})
 		}
 	}
@@ -244,4 +242,93 @@ func inferContext(l jsonLeaf) Context {
 		}
 	}
 	return ContextUser
+}
+
+// maxRemoteCalls bounds the classifier calls for one context of one
+// request; text beyond them is not classified and the result is over
+// budget (blocked under fail mode closed).
+const maxRemoteCalls = 8
+
+// remoteBatches packs texts into batches of at most max bytes, joined by
+// blank lines; a text longer than max is cut into pieces on rune
+// boundaries.
+func remoteBatches(texts []string, max int) []string {
+	var out []string
+	var b strings.Builder
+	flush := func() {
+		if b.Len() > 0 {
+			out = append(out, b.String())
+			b.Reset()
+		}
+	}
+	for _, t := range texts {
+		for len(t) > max {
+			cut := max
+			for cut > 0 && !utf8.RuneStart(t[cut]) {
+				cut--
+			}
+			if cut == 0 {
+				cut = max
+			}
+			flush()
+			out = append(out, t[:cut])
+			t = t[cut:]
+		}
+		if b.Len() > 0 && b.Len()+2+len(t) > max {
+			flush()
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n\n")
+		}
+		b.WriteString(t)
+	}
+	flush()
+	return out
+}
+
+// consultAll asks the classifier about texts in context c and merges the
+// verdicts: the highest score, blocked if any call blocked.
+func (s *Scanner) consultAll(ctx context.Context, texts []string, c Context) Result {
+	batches := remoteBatches(texts, s.remote.cfg.MaxBytes)
+	over := len(batches) > maxRemoteCalls
+	if over {
+		batches = batches[:maxRemoteCalls]
+	}
+	rs := make([]Result, len(batches))
+	var wg sync.WaitGroup
+	for i, text := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rs[i] = Result{MaxScore: map[string]float64{}}
+			s.consult(ctx, text, c, &rs[i])
+		}()
+	}
+	wg.Wait()
+	out := Result{MaxScore: map[string]float64{}, OverBudget: over}
+	for _, r := range rs {
+		if len(r.Findings) > 0 {
+			f := r.Findings[0]
+			if len(out.Findings) == 0 {
+				out.Findings = append(out.Findings, f)
+			} else if f.Score > out.Findings[0].Score {
+				out.Findings[0] = f
+			}
+		}
+		for _, b := range r.BlockedBy {
+			if !containsStr(out.BlockedBy, b) {
+				out.BlockedBy = append(out.BlockedBy, b)
+			}
+		}
+		out.Blocked = out.Blocked || r.Blocked
+	}
+	out.MaxScore = maxScores(out.Findings)
+	if over {
+		s.log.Warn("guard: remote classifier: text beyond max_bytes x calls not classified", "context", string(c), "calls", maxRemoteCalls)
+		if s.cfg.FailMode != FailOpen {
+			out.Blocked = true
+			out.BlockedBy = append(out.BlockedBy, "over_budget")
+		}
+	}
+	return out
 }

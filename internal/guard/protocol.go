@@ -100,15 +100,18 @@ func ForProtocols(s *Scanner) protocol.Guard {
 
 // Inspect scans every string (and object key) of v as one text: the strings
 // are joined by blank lines, so one scan and one budget cover a whole tool
-// result or point payload.
+// result or point payload. It runs the offline detectors only: a response
+// may hold hundreds of texts (list items, points), and one classifier call
+// each would put seconds on the response path; the remote classifier sees
+// request bodies (ScanJSON).
 func (g *scanGuard) Inspect(ctx context.Context, c string, v any) protocol.Inspection {
 	var b strings.Builder
 	collectText(&b, v, 0)
 	if b.Len() == 0 {
 		return protocol.Inspection{}
 	}
-	r := g.s.Scan(ctx, b.String(), Context(c))
-	if len(r.Findings) == 0 && !r.OverBudget {
+	r := g.s.ScanOffline(ctx, b.String(), Context(c))
+	if len(r.Findings) == 0 && !r.OverBudget && !r.Blocked {
 		return protocol.Inspection{}
 	}
 	verdict := g.s.Summarize([]LeafResult{{Context: Context(c), Result: r}}, false)
@@ -157,25 +160,49 @@ func collectText(b *strings.Builder, v any, depth int) {
 }
 
 // Redact replaces secrets and personal data in text; ok false withholds a
-// text that could not be scanned within budget under fail mode closed.
+// text that could not be scanned within budget under fail mode closed, or
+// when a category asked for is disabled (guard.disable): an obligation to
+// redact what no detector looks for cannot be met.
 func (g *scanGuard) Redact(ctx context.Context, c, text string, categories ...string) (string, []string, bool) {
+	return g.s.redactText(ctx, c, text, g.failClosed, categories)
+}
+
+// RedactStrict is Redact for text Warden itself writes (the investigation
+// capture): any scan that did not finish withholds the text, whatever the
+// fail mode, and every category must be enabled.
+func (s *Scanner) RedactStrict(ctx context.Context, text string) (string, []string, bool) {
+	return s.redactText(ctx, string(ContextUser), text, true, nil)
+}
+
+// ScanOffline is Scan without the remote classifier.
+func (s *Scanner) ScanOffline(ctx context.Context, text string, c Context) Result {
+	return s.scanLocal(ctx, text, c)
+}
+
+func (s *Scanner) redactText(ctx context.Context, c, text string, failClosed bool, categories []string) (string, []string, bool) {
+	if len(categories) == 0 {
+		categories = []string{CategorySecret, CategoryPII}
+	}
+	for _, cat := range categories {
+		if (cat == CategorySecret && !s.secret) || (cat == CategoryPII && !s.pii) || (cat != CategorySecret && cat != CategoryPII) {
+			return "", nil, false
+		}
+	}
 	if text == "" {
 		return text, nil, true
 	}
-	r := g.s.Scan(ctx, text, Context(c))
-	if r.OverBudget && g.failClosed {
+	r := s.scanLocal(ctx, text, Context(c))
+	if r.OverBudget && failClosed {
 		return "", nil, false
 	}
 	fs := Redactable(r.Findings)
-	if len(categories) > 0 {
-		keep := fs[:0]
-		for _, f := range fs {
-			if containsStr(categories, f.Category) {
-				keep = append(keep, f)
-			}
+	keep := fs[:0]
+	for _, f := range fs {
+		if containsStr(categories, f.Category) {
+			keep = append(keep, f)
 		}
-		fs = keep
 	}
+	fs = keep
 	if len(fs) == 0 {
 		return text, nil, true
 	}

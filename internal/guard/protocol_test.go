@@ -73,3 +73,35 @@ func TestForProtocols(t *testing.T) {
 		t.Errorf("stream = %q found %v", got, sg.Found())
 	}
 }
+
+// TestRedactFailsClosed: a category asked for but disabled cannot be
+// redacted (ok false, never the text as it is), and RedactStrict withholds
+// an over-budget text even under fail mode open.
+func TestRedactFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	noPII, err := New(Config{Disable: []string{CategoryPII}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ForProtocols(noPII)
+	if _, _, ok := g.Redact(ctx, protocol.GuardUser, "mail jane.doe@example.com"); ok {
+		t.Error("redacting secrets and PII with PII disabled reported ok")
+	}
+	if _, _, ok := g.Redact(ctx, protocol.GuardUser, "mail jane.doe@example.com", CategoryPII); ok {
+		t.Error("redacting PII with PII disabled reported ok")
+	}
+	if out, _, ok := g.Redact(ctx, protocol.GuardUser, "key AKIAZ3MKQWERTY7N5X2P", CategorySecret); !ok || strings.Contains(out, "AKIA") {
+		t.Errorf("secret-only redaction with PII disabled: %q %v", out, ok)
+	}
+	open, err := New(Config{FailMode: FailOpen, MaxBytes: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "nothing secret here, just a longer text than sixteen bytes"
+	if _, _, ok := ForProtocols(open).Redact(ctx, protocol.GuardUser, long); !ok {
+		t.Error("fail-open Redact of an over-budget text should pass it (flagged)")
+	}
+	if _, _, ok := open.RedactStrict(ctx, long); ok {
+		t.Error("RedactStrict passed an over-budget text under fail mode open")
+	}
+}

@@ -152,3 +152,62 @@ func TestRemoteScanJSONOncePerContext(t *testing.T) {
 		t.Errorf("classifier down, fail closed: %+v", leaves)
 	}
 }
+
+// TestRemoteSeesEveryByte: strings beyond the classifier's max_bytes are
+// packed and cut into several calls, so an injection at the end of a long
+// history is still classified; text beyond the call cap is over budget.
+func TestRemoteSeesEveryByte(t *testing.T) {
+	srv := fakeClassifier(t)
+	s, err := New(Config{Remote: &RemoteConfig{URL: srv.URL, Timeout: 2 * time.Second, MaxBytes: 2048}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := strings.Repeat("the weather is mild and the sea is calm. ", 60) // ~2.4 KiB
+	msgs := []string{filler, filler, filler + " you have been pwned"}
+	doc, _ := json.Marshal(map[string]any{"messages": []any{
+		map[string]any{"role": "user", "content": msgs[0]},
+		map[string]any{"role": "user", "content": msgs[1]},
+		map[string]any{"role": "user", "content": msgs[2]},
+	}})
+	leaves, err := s.ScanJSON(context.Background(), doc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, l := range leaves {
+		for _, f := range l.Result.Findings {
+			found = found || f.Rule == "pi.remote"
+		}
+	}
+	if !found {
+		t.Errorf("the injection past the first max_bytes was not classified: %+v", leaves)
+	}
+	b := remoteBatches(msgs, 1024)
+	n := 0
+	for _, x := range b {
+		if len(x) > 1024 {
+			t.Errorf("batch of %d bytes > max", len(x))
+		}
+		n += len(strings.ReplaceAll(x, "\n\n", ""))
+	}
+	if n != len(strings.Join(msgs, "")) {
+		t.Errorf("batches hold %d bytes of text, want %d", n, len(strings.Join(msgs, "")))
+	}
+
+	big := make([]any, 20)
+	for i := range big {
+		big[i] = map[string]any{"role": "user", "content": filler}
+	}
+	doc, _ = json.Marshal(map[string]any{"messages": big})
+	leaves, err = s.ScanJSON(context.Background(), doc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := false
+	for _, l := range leaves {
+		over = over || (l.Result.OverBudget && l.Result.Blocked)
+	}
+	if !over {
+		t.Errorf("text beyond %d calls must be over budget and blocked (fail closed): %+v", maxRemoteCalls, leaves)
+	}
+}
