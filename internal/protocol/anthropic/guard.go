@@ -34,72 +34,23 @@ func (x *exchange) applyGuard(ctx context.Context, ds []protocol.Decision) error
 		return nil
 	}
 	x.prompt = &openai.PromptRedaction{Guard: x.guard, Categories: o.RedactPrompt}
-	return x.redactPrompt(ctx, x.prompt)
+	return x.prompt.Tree(ctx, x.tree, signedBlock)
 }
 
-// redactPrompt passes every string the model will read through p: the
-// system prompt, text blocks, tool results (as tool_output), tool_use
-// inputs, plain-text documents (as document) and tool descriptions.
-// Thinking blocks are signed by Anthropic and left as they are.
-func (x *exchange) redactPrompt(ctx context.Context, p *openai.PromptRedaction) error {
-	t := x.tree
-	if err := redactBlocks(ctx, p, protocol.GuardUser, t, "system"); err != nil {
-		return err
+// signedBlock reports whether a content block is signed by Anthropic: a
+// thinking block with its signature, or a redacted_thinking block (whose
+// data is encrypted). Changing one would make the API refuse the request,
+// so redact_prompt leaves them as they are and refuses the request when
+// one holds a finding (openai.PromptRedaction.Tree).
+func signedBlock(b map[string]any) bool {
+	switch typ, _ := b["type"].(string); typ {
+	case "thinking":
+		_, ok := b["signature"]
+		return ok
+	case "redacted_thinking":
+		return true
 	}
-	msgs, _ := t["messages"].([]any)
-	for _, m := range msgs {
-		mo, _ := m.(map[string]any)
-		if err := redactBlocks(ctx, p, protocol.GuardUser, mo, "content"); err != nil {
-			return err
-		}
-	}
-	tools, _ := t["tools"].([]any)
-	for _, tl := range tools {
-		to, _ := tl.(map[string]any)
-		if err := p.Field(ctx, protocol.GuardToolDescription, to, "description"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// redactBlocks redacts obj[key]: a string, or an array of content blocks.
-func redactBlocks(ctx context.Context, p *openai.PromptRedaction, c string, obj map[string]any, key string) error {
-	switch v := obj[key].(type) {
-	case string:
-		return p.Field(ctx, c, obj, key)
-	case []any:
-		for _, b := range v {
-			bo, ok := b.(map[string]any)
-			if !ok {
-				continue
-			}
-			typ, _ := bo["type"].(string)
-			var err error
-			switch typ {
-			case "text":
-				err = p.Field(ctx, c, bo, "text")
-			case "tool_result":
-				err = redactBlocks(ctx, p, protocol.GuardToolOutput, bo, "content")
-			case "tool_use":
-				if in, ok := bo["input"]; ok {
-					bo["input"], err = p.Strings(ctx, protocol.GuardUser, in)
-				}
-			case "document":
-				if src, ok := bo["source"].(map[string]any); ok {
-					if st, _ := src["type"].(string); st == "text" {
-						err = p.Field(ctx, protocol.GuardDocument, src, "data")
-					} else if st == "content" {
-						err = redactBlocks(ctx, p, protocol.GuardDocument, src, "content")
-					}
-				}
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return false
 }
 
 // guardOutput scans a non-streamed message: under the redact obligation

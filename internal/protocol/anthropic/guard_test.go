@@ -335,3 +335,60 @@ func TestGuardObligationsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactPromptEveryField: the whole request is redacted, not a list of
+// fields: tool schemas, search results, document titles and context.
+// Signed thinking blocks are never changed; one holding a finding refuses
+// the request.
+func TestRedactPromptEveryField(t *testing.T) {
+	const k = awsKey
+	msg := func(content string) string {
+		return `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":` + content + `}]}`
+	}
+	for _, tc := range []struct{ name, body string }{
+		{"input_schema", `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":{"type":"object","properties":{"a":{"type":"string","description":"` + k + `"}}}}]}`},
+		{"search_result", msg(`[{"type":"search_result","source":"https://x","title":"t","content":[{"type":"text","text":"` + k + `"}]},{"type":"text","text":"hi"}]`)},
+		{"document title", msg(`[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"},"title":"` + k + `","context":"c"},{"type":"text","text":"hi"}]`)},
+		{"document context", msg(`[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"},"title":"t","context":"` + k + `"},{"type":"text","text":"hi"}]`)},
+		{"unsigned thinking", `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"thinking","thinking":"` + k + `"}]},{"role":"user","content":"go"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := guarded(t, map[string]any{openai.ObligationRedactPrompt: []any{"secret"}})
+			status, raw := rawPost(t, h, tc.body)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, raw)
+			}
+			up := string(h.up.LastRequest().Body)
+			if strings.Contains(up, k) || !strings.Contains(up, awsRedacted) {
+				t.Fatalf("upstream saw %s", up)
+			}
+		})
+	}
+	const signed = `{"type":"thinking","thinking":"let me think","signature":"c2lnbmF0dXJl"}`
+	t.Run("signed thinking untouched", func(t *testing.T) {
+		h := guarded(t, map[string]any{openai.ObligationRedactPrompt: []any{"secret"}})
+		body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"` + k + `"},{"role":"assistant","content":[` + signed + `]},{"role":"user","content":"go"}]}`
+		if status, raw := rawPost(t, h, body); status != 200 {
+			t.Fatalf("status %d: %s", status, raw)
+		}
+		if up := string(h.up.LastRequest().Body); strings.Contains(up, k) || !strings.Contains(up, `{"signature":"c2lnbmF0dXJl","thinking":"let me think","type":"thinking"}`) {
+			t.Fatalf("upstream saw %s", up)
+		}
+	})
+	for name, block := range map[string]string{
+		"signed thinking with a finding": `{"type":"thinking","thinking":"the key is ` + k + `","signature":"c2ln"}`,
+		"key in an object key":           `{"type":"tool_use","id":"t","name":"f","input":{"` + k + `":1}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := guarded(t, map[string]any{openai.ObligationRedactPrompt: []any{"secret"}})
+			body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[` + block + `]},{"role":"user","content":"go"}]}`
+			status, raw := rawPost(t, h, body)
+			if status != 403 || !strings.Contains(string(raw), protocol.CodeGuardBlocked) {
+				t.Fatalf("status %d: %s", status, raw)
+			}
+			if h.up.Requests() != 0 {
+				t.Fatal("refused request reached the upstream")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -25,9 +26,11 @@ const (
 	// output is not redacted yet: there the obligation is refused.
 	ObligationRedact = "redact"
 	// ObligationRedactPrompt asks for the findings of the listed categories
-	// ("secret", "pii") to be replaced in every prompt string the model will
-	// read before the request is forwarded. Its value is a non-empty list
-	// of known categories, e.g. ["secret"].
+	// ("secret", "pii") to be replaced in every string of the request body,
+	// at any depth, before it is forwarded (PromptRedaction.Tree); a finding
+	// that cannot be rewritten (in an object key, in a signed Anthropic
+	// thinking block) refuses the request. Its value is a non-empty list of
+	// known categories, e.g. ["secret"].
 	ObligationRedactPrompt = "redact_prompt"
 )
 
@@ -136,38 +139,60 @@ func (p *PromptRedaction) Text(ctx context.Context, c, s string) (string, error)
 	return out, nil
 }
 
-// Field redacts the string at obj[key], if there is one.
-func (p *PromptRedaction) Field(ctx context.Context, c string, obj map[string]any, key string) error {
-	s, ok := obj[key].(string)
-	if !ok || s == "" {
-		return nil
-	}
-	out, err := p.Text(ctx, c, s)
-	if err != nil {
-		return err
-	}
-	obj[key] = out
-	return nil
+// Tree applies redact_prompt to a whole request body, in place: every
+// string value at any depth passes through Text, whatever field it sits in
+// (the gateway's request scan reads every string and key, and the default
+// policy lets a secret through on the strength of this obligation, so a
+// list of fields would always miss one). Around it:
+//
+//   - An object key cannot be rewritten without changing what the request
+//     means: a key holding a finding refuses the request (403 guard_blocked).
+//   - An object for which signed returns true (Anthropic's thinking blocks,
+//     signed by the provider) is left as it is, and refuses the request if
+//     any of its strings holds a finding.
+//   - A string Redact changed is scanned again and must come back clean:
+//     the strings Warden forwards hold no finding of the categories asked
+//     for (those it did not change held none to begin with).
+//
+// Contexts follow the request's shape: tool results (role tool/function,
+// tool_result and *_output items) are tool_output, tool definitions
+// (tools, functions) tool_description, documents and search results
+// document, the rest user. They only move the detectors' thresholds: every
+// secret or PII finding is redacted whatever the context. Numbers, booleans
+// and null are not scanned (neither does the gateway's request scan).
+func (p *PromptRedaction) Tree(ctx context.Context, root map[string]any, signed func(map[string]any) bool) error {
+	_, err := p.walk(ctx, protocol.GuardUser, root, "", signed, false)
+	return err
 }
 
-// Strings redacts every string in v (object values, array elements, at any
-// depth) in place and returns v; object keys are left alone. For values the
-// model reads whole: tool call inputs, document text.
-func (p *PromptRedaction) Strings(ctx context.Context, c string, v any) (any, error) {
+func (p *PromptRedaction) walk(ctx context.Context, c string, v any, key string, signed func(map[string]any) bool, check bool) (any, error) {
 	switch x := v.(type) {
 	case string:
-		return p.Text(ctx, c, x)
+		if check {
+			return x, p.check(ctx, c, x, errSignedFinding)
+		}
+		out, err := p.Text(ctx, c, x)
+		if err != nil || out == x {
+			return out, err
+		}
+		// Belt and braces: what goes out must scan clean.
+		return out, p.check(ctx, c, out, errResidualFinding)
 	case []any:
 		for i, e := range x {
-			out, err := p.Strings(ctx, c, e)
+			out, err := p.walk(ctx, c, e, key, signed, check)
 			if err != nil {
 				return nil, err
 			}
 			x[i] = out
 		}
 	case map[string]any:
+		c = objectContext(c, key, x)
+		check = check || signed != nil && signed(x)
 		for k, e := range x {
-			out, err := p.Strings(ctx, c, e)
+			if err := p.check(ctx, c, k, errKeyFinding); err != nil {
+				return nil, err
+			}
+			out, err := p.walk(ctx, c, e, k, signed, check)
 			if err != nil {
 				return nil, err
 			}
@@ -175,6 +200,50 @@ func (p *PromptRedaction) Strings(ctx context.Context, c string, v any) (any, er
 		}
 	}
 	return v, nil
+}
+
+// Prompt refusals: what redact_prompt cannot rewrite is not forwarded.
+var (
+	errKeyFinding      = errors.New("a secret or personal data sits in an object key, which cannot be redacted")
+	errSignedFinding   = errors.New("a secret or personal data sits in a signed block (thinking), which cannot be redacted")
+	errResidualFinding = errors.New("a secret or personal data remained after redaction")
+)
+
+// check refuses the request when s holds a finding of p.Categories.
+func (p *PromptRedaction) check(ctx context.Context, c, s string, why error) error {
+	if s == "" {
+		return nil
+	}
+	_, rules, ok := p.Guard.Redact(ctx, c, s, p.Categories...)
+	if !ok {
+		return &protocol.Error{Status: http.StatusForbidden, Code: protocol.CodeGuardBlocked, Message: "request withheld: the prompt could not be scanned for redaction",
+			Err: fmt.Errorf("openai: redact_prompt: scan over budget (%s)", c)}
+	}
+	if len(rules) == 0 {
+		return nil
+	}
+	return &protocol.Error{Status: http.StatusForbidden, Code: protocol.CodeGuardBlocked, Message: "request withheld: " + why.Error(),
+		Err: fmt.Errorf("openai: redact_prompt: %w (%s)", why, strings.Join(rules, ", "))}
+}
+
+// objectContext is the guard context of the strings of obj, found under key
+// in a value seen in context c.
+func objectContext(c, key string, obj map[string]any) string {
+	switch key {
+	case "tools", "functions":
+		return protocol.GuardToolDescription
+	}
+	if r, _ := obj["role"].(string); r == "tool" || r == "function" {
+		return protocol.GuardToolOutput
+	}
+	typ, _ := obj["type"].(string)
+	switch {
+	case typ == "tool_result" || strings.HasSuffix(typ, "_call_output") || strings.HasSuffix(typ, "_tool_result"):
+		return protocol.GuardToolOutput
+	case typ == "document" || typ == "search_result":
+		return protocol.GuardDocument
+	}
+	return c
 }
 
 // Audit adds "prompt_redacted" (the sorted rule ids replaced; empty when

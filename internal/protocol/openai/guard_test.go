@@ -624,3 +624,51 @@ func readResponsesDeltas(t *testing.T, raw []byte) []string {
 		}
 	}
 }
+
+// TestRedactPromptEveryField: under redact_prompt the whole request is
+// redacted, not a list of fields: a key planted in each field a review
+// found forwarded unchanged never reaches the upstream.
+func TestRedactPromptEveryField(t *testing.T) {
+	const k = awsKey
+	for _, tc := range []struct {
+		name, path, body string
+	}{
+		{"prediction", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"prediction":{"type":"content","content":"` + k + `"}}`},
+		{"tool parameter description", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","description":"use ` + k + `"}}}}}]}`},
+		{"response_format", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","description":"` + k + `","schema":{"type":"object"}}}}`},
+		{"message name", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","name":"` + k + `","content":"hi"}]}`},
+		{"tool message", "/v1/chat/completions", `{"model":"m","messages":[{"role":"tool","tool_call_id":"c","content":[{"type":"text","text":"` + k + `"}]}]}`},
+		{"suffix", "/v1/completions", `{"model":"m","prompt":"a","suffix":"` + k + `"}`},
+		{"responses tool parameters", "/v1/responses", `{"model":"m","input":"hi","tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"a":{"type":"string","enum":["` + k + `"]}}}}]}`},
+		{"responses reasoning summary", "/v1/responses", `{"model":"m","input":[{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"` + k + `"}]},{"role":"user","content":"hi"}]}`},
+		{"responses text format", "/v1/responses", `{"model":"m","input":"hi","text":{"format":{"type":"json_schema","name":"s","schema":{"description":"` + k + `"}}}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := guarded(t, map[string]any{ObligationRedactPrompt: []any{"secret"}})
+			status, raw := post(t, h, tc.path, tc.body)
+			if status != 200 {
+				t.Fatalf("status %d: %s", status, raw)
+			}
+			up := string(h.up.LastRequest().Body)
+			if strings.Contains(up, k) || strings.Contains(up, "AKIAZ3MK") || !strings.Contains(up, awsRedacted) {
+				t.Fatalf("upstream saw %s", up)
+			}
+			if pr := h.Audit()["prompt_redacted"]; !slices.Equal(pr.([]string), []string{awsRule}) {
+				t.Fatalf("audit prompt_redacted %v", pr)
+			}
+		})
+	}
+}
+
+// TestRedactPromptKeyRefused: a finding in an object key cannot be
+// rewritten: the request is refused, never forwarded.
+func TestRedactPromptKeyRefused(t *testing.T) {
+	h := guarded(t, map[string]any{ObligationRedactPrompt: []any{"secret"}})
+	status, raw := post(t, h, "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"`+awsKey+`":{"type":"string"}}}}}]}`)
+	if status != 403 || !strings.Contains(string(raw), protocol.CodeGuardBlocked) || !strings.Contains(string(raw), "object key") {
+		t.Fatalf("status %d: %s", status, raw)
+	}
+	if h.up.Requests() != 0 {
+		t.Fatal("refused request reached the upstream")
+	}
+}
