@@ -170,12 +170,10 @@ func (r *StreamRedactor) emit(final bool) []byte {
 		}
 		f.Start = max(f.Start, lc) - lc
 		f.End -= lc
-		// A finding that crosses the cut moves the cut back to its start:
-		// it is emitted whole (redacted) on a later call.
-		if f.Start < cut && f.End > cut && !final {
-			cut = f.Start
-		}
 		fs = append(fs, f)
+	}
+	if !final {
+		cut = cutBefore(fs, cut)
 	}
 	keep := fs[:0]
 	for _, f := range fs {
@@ -192,6 +190,23 @@ func (r *StreamRedactor) emit(final bool) []byte {
 	}
 	r.pending = append(r.pending[:0], r.pending[cut:]...)
 	return out
+}
+
+// cutBefore moves cut back until no finding crosses it: a finding that
+// crosses the cut is emitted whole (redacted) on a later call. Moving the
+// cut back to one finding's start can make it cross another finding, one
+// seen earlier in the list (overlapping findings: a token with an
+// e-mail-shaped tail), so it repeats until none crosses.
+func cutBefore(fs []Finding, cut int) int {
+	for moved := true; moved; {
+		moved = false
+		for _, f := range fs {
+			if f.Start < cut && f.End > cut {
+				cut, moved = f.Start, true
+			}
+		}
+	}
+	return cut
 }
 
 // pemHold returns the offset of the last "-----BEGIN" in b that has no END

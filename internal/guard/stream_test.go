@@ -123,3 +123,26 @@ func TestSecretsMatchGitleaksDetector(t *testing.T) {
 		}
 	}
 }
+
+// TestCutBefore: when the cut moves back to the start of one finding it
+// may then cross another one listed before it (overlapping findings: a
+// secret, then an e-mail address starting inside it and ending after it).
+// No part of either may be emitted in clear: the cut ends before both.
+func TestCutBefore(t *testing.T) {
+	for _, tc := range []struct {
+		fs        []Finding
+		cut, want int
+	}{
+		{nil, 50, 50},
+		{[]Finding{{Start: 10, End: 20}}, 50, 50},
+		{[]Finding{{Start: 40, End: 60}}, 50, 40},
+		// secret [30,45) listed first, e-mail [40,60) crosses the cut; moving
+		// to 40 then crosses the secret: the cut must end at 30.
+		{[]Finding{{Start: 30, End: 45}, {Start: 40, End: 60}}, 50, 30},
+		{[]Finding{{Start: 5, End: 12}, {Start: 10, End: 31}, {Start: 30, End: 45}, {Start: 40, End: 60}}, 50, 5},
+	} {
+		if got := cutBefore(tc.fs, tc.cut); got != tc.want {
+			t.Errorf("cutBefore(%v, %d) = %d, want %d", tc.fs, tc.cut, got, tc.want)
+		}
+	}
+}
