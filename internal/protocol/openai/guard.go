@@ -20,10 +20,19 @@ const (
 	// ObligationRedact asks for secrets and personal data in the model's
 	// output to be replaced by "[REDACTED:<rule>]" before the client sees
 	// it. Its value must be true. It is applied to chat and legacy
-	// completions, streamed or not (choices[].message.content/.refusal,
-	// choices[].delta.content/.refusal, choices[].text) and is a no-op where
-	// no generated text comes back (embeddings, models). Responses API
-	// output is not redacted yet: there the obligation is refused.
+	// completions, streamed or not, and is a no-op where no generated text
+	// comes back (embeddings, models). Non-streamed, every string of
+	// choices[].message (content, refusal, tool call and function call
+	// arguments, audio transcript, reasoning_content, ...) or
+	// choices[].text is redacted; streamed, the deltas' content, refusal,
+	// reasoning_content, reasoning, audio.transcript, function_call.arguments
+	// and tool_calls[].function.arguments (one StreamGuard per choice and
+	// tool call) are, and any other delta field carrying text, a choice
+	// index at or past n (or above 16), a non-null "error" beside choices,
+	// cut the stream as malformed: what Warden cannot place is not passed
+	// on. Speech cannot be redacted: a chat request asking for audio output
+	// is refused. Responses API output is not redacted yet: there the
+	// obligation is refused.
 	ObligationRedact = "redact"
 	// ObligationRedactPrompt asks for the findings of the listed categories
 	// ("secret", "pii") to be replaced in every string of the request body,
@@ -273,6 +282,7 @@ type OutputGuard struct {
 
 	scanned    bool
 	overBudget bool
+	partial    bool
 	findings   int
 	rules      []string
 	streams    []*OutputStream
@@ -311,13 +321,81 @@ func (o *OutputGuard) RedactText(ctx context.Context, s string) (string, error) 
 	return out, nil
 }
 
+// errWithheld is a response text that holds a finding Warden may not
+// rewrite: an object key, a signed thinking block.
+var errWithheld = errors.New("openai: redact: a finding that cannot be rewritten")
+
+func withheld(what string) *protocol.Error {
+	return &protocol.Error{Status: http.StatusBadGateway, Code: protocol.CodeGuardBlocked, Message: "response withheld: " + what + " holds a secret or personal data, which cannot be redacted",
+		Err: fmt.Errorf("%w (%s)", errWithheld, what)}
+}
+
+// RedactValue redacts every string of a non-streamed output value (at any
+// depth) in place with RedactText and reports whether any changed. A
+// finding in an object key cannot be rewritten: the response is withheld.
+func (o *OutputGuard) RedactValue(ctx context.Context, v any) (any, bool, error) {
+	switch x := v.(type) {
+	case string:
+		out, err := o.RedactText(ctx, x)
+		return out, err == nil && out != x, err
+	case []any:
+		changed := false
+		for i, e := range x {
+			out, c, err := o.RedactValue(ctx, e)
+			if err != nil {
+				return nil, false, err
+			}
+			x[i], changed = out, changed || c
+		}
+		return x, changed, nil
+	case map[string]any:
+		changed := false
+		for k, e := range x {
+			if err := o.CheckText(ctx, k, "an object key"); err != nil {
+				return nil, false, err
+			}
+			out, c, err := o.RedactValue(ctx, e)
+			if err != nil {
+				return nil, false, err
+			}
+			x[k], changed = out, changed || c
+		}
+		return x, changed, nil
+	}
+	return v, false, nil
+}
+
+// CheckText scans an output text Warden may not change (a signed thinking
+// block, an object key, named by what): a finding withholds the response.
+func (o *OutputGuard) CheckText(ctx context.Context, s, what string) error {
+	out, err := o.RedactText(ctx, s)
+	if err != nil {
+		return err
+	}
+	if out != s {
+		return withheld(what)
+	}
+	return nil
+}
+
+// MarkPartial records that some output text reached the client without
+// being scanned: the audit then says "scanned": "partial".
+func (o *OutputGuard) MarkPartial() { o.partial = true }
+
 // Inspect scans non-streamed output texts for the audit record only.
 func (o *OutputGuard) Inspect(ctx context.Context, texts []string) {
-	o.scanned = true
 	if len(texts) == 0 {
+		o.scanned = true
 		return
 	}
-	in := o.G.Inspect(ctx, protocol.GuardResponse, texts)
+	o.InspectValue(ctx, texts)
+}
+
+// InspectValue scans every string and object key of v for the audit
+// record only.
+func (o *OutputGuard) InspectValue(ctx context.Context, v any) {
+	o.scanned = true
+	in := o.G.Inspect(ctx, protocol.GuardResponse, v)
 	o.findings += in.Findings
 	if in.Verdict == nil {
 		return
@@ -347,14 +425,19 @@ func (o *OutputGuard) NewStream() *OutputStream {
 }
 
 // Audit adds "response_guard" to a when output was scanned:
-// {"scanned": true, "redacted", "rules" (sorted ids), "findings"}.
+// {"scanned", "redacted", "rules" (sorted ids), "findings"}. "scanned" is
+// true when every output text the client was sent was scanned, "partial"
+// when some was not (MarkPartial, or a scan-only stream whose last batch
+// was never scanned because its end was not seen).
 func (o *OutputGuard) Audit(a map[string]any) {
 	if o.G == nil || !o.scanned {
 		return
 	}
 	findings := o.findings
 	rules := slices.Clone(o.rules)
+	partial := o.partial
 	for _, s := range o.streams {
+		partial = partial || len(s.batch) > 0
 		for r, n := range s.sg.Found() {
 			findings += n
 			if !slices.Contains(rules, r) {
@@ -366,7 +449,11 @@ func (o *OutputGuard) Audit(a map[string]any) {
 	if rules == nil {
 		rules = []string{}
 	}
-	rg := map[string]any{"scanned": true, "redacted": o.Redact && findings > 0, "rules": rules, "findings": findings}
+	var scanned any = true
+	if partial {
+		scanned = "partial"
+	}
+	rg := map[string]any{"scanned": scanned, "redacted": o.Redact && findings > 0, "rules": rules, "findings": findings}
 	if o.overBudget {
 		rg["over_budget"] = true
 	}
@@ -382,12 +469,11 @@ const scanBatch = 512
 // OutputStream is one streamed text under an OutputGuard. Under the redact
 // obligation it holds back the StreamGuard's look-behind window and
 // returns only text already scanned; otherwise it returns the text as
-// given, at once, and scans it on the side.
+// given, at once, and scans it on the side in batches.
 type OutputStream struct {
-	o       *OutputGuard
-	sg      protocol.StreamGuard
-	batch   []byte
-	flushed bool
+	o     *OutputGuard
+	sg    protocol.StreamGuard
+	batch []byte
 }
 
 // Write takes the next piece of the text and returns what may be sent now.
@@ -406,20 +492,28 @@ func (s *OutputStream) Write(text string) string {
 	return string(s.sg.Write([]byte(text)))
 }
 
-// Flush ends the text and returns what was still held ("" in scan-only
-// mode, where nothing is held). Later calls return "".
+// Flush ends the text so far and returns what was still held ("" in
+// scan-only mode, where nothing is held, but the last batch is scanned).
+// A later Write starts a new text on the same stream: text an upstream
+// sends after a choice finished is scanned (and redacted) like the rest.
 func (s *OutputStream) Flush() string {
-	if s.flushed {
-		return ""
-	}
-	s.flushed = true
 	if !s.o.Redact {
 		if len(s.batch) > 0 {
 			s.sg.Write(s.batch)
-			s.batch = nil
+			s.batch = s.batch[:0]
 		}
 		s.sg.Flush()
 		return ""
 	}
 	return string(s.sg.Flush())
+}
+
+// Findings is the number of findings redacted (or, scan-only, found) in
+// the text released so far.
+func (s *OutputStream) Findings() int {
+	n := 0
+	for _, c := range s.sg.Found() {
+		n += c
+	}
+	return n
 }

@@ -207,6 +207,18 @@ func guarded(t *testing.T, obligations map[string]any, pieces ...string) *harnes
 
 var redactObl = map[string]any{ObligationRedact: true}
 
+// streamChatN2 asks for two choices; guardedN's backend allows it.
+const streamChatN2 = `{"model":"gpt-4o","stream":true,"n":2,"messages":[{"role":"user","content":"hi"}]}`
+
+func guardedN(t *testing.T, obligations map[string]any, pieces ...string) *harness {
+	t.Helper()
+	h := newHarness(t, llmtest.Config{}, Limits{MaxN: 2}, nil)
+	h.guard = testGuard(t)
+	h.obligations = obligations
+	h.upstream = scripted(t, pieces...)
+	return h
+}
+
 // TestStreamRedactSplitAnywhere cuts an AWS key between two deltas at every
 // byte offset (and the SSE bytes inside the key): the client never sees
 // it, only the placeholder, and the text equals the whole text redacted.
@@ -381,11 +393,11 @@ func TestStreamRedactLegacyAndChoices(t *testing.T) {
 		}
 	})
 	t.Run("choices", func(t *testing.T) {
-		h := guarded(t, redactObl,
+		h := guardedN(t, redactObl,
 			chunk(0, "content", "zero "+awsKey[:10], ""), chunk(1, "content", "one "+awsKey[:4], ""),
 			chunk(0, "content", awsKey[10:], ""), chunk(1, "content", awsKey[4:]+"!", ""),
 			chunk(0, "", "", "stop"), chunk(1, "", "", "length"), done)
-		_, raw := post(t, h, "/v1/chat/completions", streamChat)
+		_, raw := post(t, h, "/v1/chat/completions", streamChatN2)
 		s := readStream(t, raw)
 		if s.text["0.content"] != "zero "+awsRedacted || s.text["1.content"] != "one "+awsRedacted+"!" || strings.Contains(string(raw), awsKey) {
 			t.Fatalf("client text %v", s.text)

@@ -24,6 +24,10 @@ func (x *exchange) applyGuard(ctx context.Context, ds []protocol.Decision) error
 		if o.Redact {
 			return obligationRejected(fmt.Errorf("openai: redact is not applied to Responses API output"))
 		}
+	case opChat:
+		if o.Redact && x.wantsAudio() {
+			return obligationRejected(fmt.Errorf("openai: redact cannot be applied to audio output"))
+		}
 	}
 	if x.tree == nil {
 		o.RedactPrompt = nil // no body, no prompt
@@ -39,17 +43,16 @@ func (x *exchange) applyGuard(ctx context.Context, ds []protocol.Decision) error
 	return x.prompt.Tree(ctx, x.tree, nil)
 }
 
-// outputFields are the generated-text fields of a chat message or delta.
-var outputFields = []string{"content", "refusal"}
-
 // guardOutput scans a non-streamed completion. Under the redact obligation
-// it rewrites choices[].message.content and .refusal (chat) or
-// choices[].text (completions), drops logprobs (they spell the tokens out)
-// and returns the re-encoded body; otherwise it only inspects the output
-// text for the audit record and returns raw unchanged.
+// it rewrites every string of choices[].message (chat: content, refusal,
+// tool call arguments, audio transcript, reasoning_content, annotations,
+// whatever else the upstream put there) or choices[].text (completions),
+// drops logprobs (they spell the tokens out) and returns the re-encoded
+// body; otherwise it only inspects the output for the audit record and
+// returns raw unchanged.
 func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any) ([]byte, error) {
 	if !x.out.Redact {
-		x.out.Inspect(ctx, outputTexts(m))
+		x.out.InspectValue(ctx, outputValues(m))
 		return raw, nil
 	}
 	x.out.scanned = true
@@ -61,33 +64,29 @@ func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any
 	choices, _ := root["choices"].([]any)
 	changed := false
 	for _, c := range choices {
-		co, _ := c.(map[string]any)
-		holder, fields := co, []string{"text"}
-		if x.op == opChat {
-			holder, _ = co["message"].(map[string]any)
-			fields = outputFields
+		co, ok := c.(map[string]any)
+		if !ok {
+			return nil, &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream returned a malformed response",
+				Err: fmt.Errorf("openai: response: a choice is %T", c)}
 		}
 		if lp, ok := co["logprobs"]; ok && lp != nil {
 			co["logprobs"] = nil
 			changed = true
 		}
-		for _, k := range fields {
-			switch s := holder[k].(type) {
-			case nil:
-			case string:
-				out, err := x.out.RedactText(ctx, s)
-				if err != nil {
-					return nil, err
+		for _, k := range []string{"message", "text"} {
+			if k == "message" {
+				msg, _ := co[k].(map[string]any)
+				if a, _ := msg["audio"].(map[string]any); a["data"] != nil {
+					return nil, withheld("audio output") // speech cannot be redacted
 				}
-				if out != s {
-					holder[k] = out
-					changed = true
-				}
-			default:
-				// Text in a shape this package does not know: withheld
-				// rather than passed unscanned.
-				return nil, &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream returned a malformed response",
-					Err: fmt.Errorf("openai: response: choices[].%s is %T", k, s)}
+			}
+			out, c, err := x.out.RedactValue(ctx, co[k])
+			if err != nil {
+				return nil, err
+			}
+			if c {
+				co[k] = out
+				changed = true
 			}
 		}
 	}
@@ -101,35 +100,35 @@ func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any
 	return b, nil
 }
 
-// outputTexts lists the generated text of a non-streamed response: chat
-// message content and refusals, completion texts, Responses output_text
-// and refusal parts.
-func outputTexts(m map[string]any) []string {
-	var texts []string
-	add := func(v any) {
-		if s, ok := v.(string); ok && s != "" {
-			texts = append(texts, s)
-		}
-	}
+// outputValues lists the generated output of a non-streamed response:
+// chat messages (every field), completion texts, Responses output items.
+func outputValues(m map[string]any) []any {
+	var vs []any
 	choices, _ := m["choices"].([]any)
 	for _, c := range choices {
 		co, _ := c.(map[string]any)
-		add(co["text"])
-		if msg, ok := co["message"].(map[string]any); ok {
-			for _, k := range outputFields {
-				add(msg[k])
+		for _, k := range []string{"message", "text"} {
+			if v, ok := co[k]; ok && v != nil {
+				vs = append(vs, v)
 			}
 		}
 	}
 	items, _ := m["output"].([]any)
-	for _, it := range items {
-		item, _ := it.(map[string]any)
-		parts, _ := item["content"].([]any)
-		for _, p := range parts {
-			po, _ := p.(map[string]any)
-			add(po["text"])
-			add(po["refusal"])
+	return append(vs, items...)
+}
+
+// wantsAudio reports whether a chat request asks for spoken output
+// (modalities ["text", "audio"], or audio options): speech cannot be
+// redacted, so the redact obligation refuses it.
+func (x *exchange) wantsAudio() bool {
+	if a, ok := x.tree["audio"]; ok && a != nil {
+		return true
+	}
+	ms, _ := x.tree["modalities"].([]any)
+	for _, m := range ms {
+		if m == "audio" {
+			return true
 		}
 	}
-	return texts
+	return false
 }

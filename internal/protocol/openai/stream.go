@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
@@ -59,6 +60,15 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	if h.done && ev.HasData && x.out.Redact {
 		return dst, nil // past [DONE]: no client reads it, and it is not scanned
 	}
+	if h.done && ev.HasData && x.out.Active() {
+		// Scan-only, the stream goes out as the upstream sent it: what
+		// follows [DONE] is scanned too, whole.
+		if v, err := jsonstrict.Parse([]byte(ev.Data), x.eventOptions()); err == nil {
+			x.out.InspectValue(x.ctx, v)
+		} else {
+			x.out.InspectValue(x.ctx, ev.Data)
+		}
+	}
 	if !ev.HasData || h.done {
 		return sse.AppendEvent(dst, ev)
 	}
@@ -75,14 +85,22 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	if x.op == opResponses {
 		return h.responsesEvent(dst, ev, obj)
 	}
-	if _, isErr := obj["error"]; isErr {
+	choices, _ := obj["choices"].([]any)
+	if e, isErr := obj["error"]; isErr && e != nil {
+		// Only a non-null error is one ("error": null rides along on
+		// some providers' ordinary chunks). An error chunk that also
+		// carries choices is not a shape the output guard can vouch for.
 		x.usage.Cutoff = "upstream_error"
-		return sse.AppendEvent(dst, ev)
+		if len(choices) == 0 {
+			return sse.AppendEvent(dst, ev)
+		}
+		if x.out.Redact {
+			return dst, errMalformed
+		}
 	}
 	if m, ok, _ := jsonstrict.GetString(obj, "model"); ok {
 		x.usage.Model = m
 	}
-	choices, _ := obj["choices"].([]any)
 	if u, ok, _ := jsonstrict.GetObject(obj, "usage"); ok {
 		p, c := usageNumbers(u)
 		if err := x.meter.Settle(p, c); err != nil {
@@ -117,12 +135,40 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	return sse.AppendEvent(dst, ev)
 }
 
-// guardChunk passes a chunk's generated text (chat: choices[].delta.content
-// and .refusal; completions: choices[].text) through the output guard. In
-// scan-only mode the event goes out as it came. Under the redact
-// obligation each text field carries only what its StreamGuard released,
-// logprobs are dropped, and when a choice finishes its held text goes out
-// in an event of its own just before the finishing chunk.
+// Bounds on what an upstream can make Warden hold: one StreamGuard per
+// choice and text field, per tool call. Under the redact obligation an
+// index past them cuts the stream as malformed; scan-only, the text goes to
+// one shared overflow stream per field.
+const (
+	maxChoices   = 16 // highest choice index, whatever n says
+	maxToolCalls = 64 // highest tool call index per choice
+	overflow     = -1 // the choice (or tool call) index of overflow streams
+)
+
+// Generated-text fields of a chat delta, streamed through the output
+// guard. Under the redact obligation any other delta field carrying text
+// cuts the stream (fail closed); passThrough are the fields that carry no
+// model text (names are identifiers the client declared).
+var (
+	deltaTexts  = []string{"content", "refusal", "reasoning_content", "reasoning"}
+	passThrough = []string{"role", "index", "id", "type", "name", "expires_at"}
+)
+
+// A slot is one piece of generated text in a chunk: holder[field], in the
+// stream named k.
+type slot struct {
+	k      textKey
+	holder map[string]any
+	field  string
+}
+
+// guardChunk passes a chunk's generated text through the output guard:
+// chat deltas' content, refusal, reasoning_content, reasoning, audio
+// transcript, tool call and function call arguments; completions' text.
+// In scan-only mode the event goes out as it came. Under the redact
+// obligation each text carries only what its StreamGuard released, logprobs
+// are dropped, and when a choice finishes its held text goes out in an
+// event of its own just before the finishing chunk.
 func (h *streamHook) guardChunk(dst []byte, ev sse.Event, obj map[string]any, choices []any) ([]byte, error) {
 	x := h.x
 	redact := x.out.Redact
@@ -135,13 +181,22 @@ func (h *streamHook) guardChunk(dst []byte, ev sse.Event, obj map[string]any, ch
 			if redact {
 				return dst, errMalformed
 			}
+			h.scanOther(textKey{a: overflow, field: "*"}, c)
 			continue
 		}
-		idx, _, _ := jsonstrict.GetInt(co, "index")
-		holder, fields := co, completionFields
-		if x.op == opChat {
-			holder, _ = co["delta"].(map[string]any)
-			fields = outputFields
+		idx, ok := h.choiceIndex(co)
+		if !ok {
+			if redact {
+				return dst, errMalformed
+			}
+			idx = overflow
+		}
+		slots, other, err := h.slots(idx, co)
+		if err != nil {
+			return dst, err
+		}
+		if other != nil {
+			h.scanOther(textKey{a: idx, field: "*"}, other)
 		}
 		f, _, _ := jsonstrict.GetString(co, "finish_reason")
 		finishing := f != ""
@@ -151,39 +206,34 @@ func (h *streamHook) guardChunk(dst []byte, ev sse.Event, obj map[string]any, ch
 				changed = true
 			}
 		}
-		var held map[string]any
-		for _, field := range fields {
-			s, isStr := holder[field].(string)
-			if !isStr && holder[field] != nil && redact {
-				return dst, errMalformed // text in a shape not scanned
-			}
-			k := textKey{a: idx, field: field}
-			st := h.texts[k]
-			if st == nil && s != "" {
-				st = h.open(k)
-			}
+		var held []heldText
+		for _, sl := range slots {
+			s, _ := sl.holder[sl.field].(string)
+			st := h.texts[sl.k]
 			if st == nil {
-				continue
+				st = h.open(sl.k)
 			}
 			out := st.Write(s)
 			switch {
 			case finishing && redact:
-				out += st.Flush()
-				if out != "" {
-					if held == nil {
-						held = map[string]any{}
-					}
-					held[field] = out
-				}
+				held = addHeld(held, sl.k, out)
 				if s != "" {
-					holder[field] = ""
+					sl.holder[sl.field] = ""
 					changed = true
 				}
-			case finishing:
-				st.Flush()
 			case redact && out != s:
-				holder[field] = out
+				sl.holder[sl.field] = out
 				changed = true
+			}
+		}
+		if finishing {
+			for _, k := range h.keys {
+				if k.a != idx {
+					continue
+				}
+				if out := h.texts[k].Flush(); redact {
+					held = addHeld(held, k, out)
+				}
 			}
 		}
 		if held != nil {
@@ -203,9 +253,229 @@ func (h *streamHook) guardChunk(dst []byte, ev sse.Event, obj map[string]any, ch
 	return sse.AppendEvent(dst, ev)
 }
 
-// completionFields are the generated-text fields of a legacy completion
-// choice.
-var completionFields = []string{"text"}
+// choiceIndex reads a choice's index: an integer below the request's n
+// (default 1) and at most maxChoices.
+func (h *streamHook) choiceIndex(co map[string]any) (int64, bool) {
+	idx, ok, err := jsonstrict.GetInt(co, "index")
+	if !ok || err != nil || idx < 0 || idx > maxChoices || idx >= max(h.x.n, 1) {
+		return 0, false
+	}
+	return idx, true
+}
+
+// slots lists the generated text of one choice (choice index idx) and,
+// scan-only, other: the fields outside the known ones that carry text, to
+// be scanned as they are. Under the redact obligation a field that carries
+// text Warden cannot place cuts the stream (errMalformed).
+func (h *streamHook) slots(idx int64, co map[string]any) (slots []slot, other []any, err error) {
+	redact := h.x.out.Redact
+	// unknown is a field outside the allowlist: fatal under redact if it
+	// carries text, scanned as it is otherwise.
+	unknown := func(v any) error {
+		if !hasText(v) {
+			return nil
+		}
+		if redact {
+			return errMalformed
+		}
+		other = append(other, v)
+		return nil
+	}
+	// text adds holder[field] as a slot: a string, or null.
+	text := func(k textKey, holder map[string]any, field string) error {
+		switch v := holder[field].(type) {
+		case nil:
+		case string:
+			if v != "" {
+				slots = append(slots, slot{k: k, holder: holder, field: field})
+			}
+		default:
+			return unknown(v)
+		}
+		return nil
+	}
+	if h.x.op != opChat {
+		return slots, other, text(textKey{a: idx, field: "text"}, co, "text")
+	}
+	for _, k := range []string{"message", "text"} {
+		// A chat stream carries deltas; a whole message here would be text
+		// the deltas' guards never see.
+		if err := unknown(co[k]); err != nil {
+			return nil, nil, err
+		}
+	}
+	d, _ := co["delta"].(map[string]any)
+	for k, v := range d {
+		var err error
+		switch {
+		case slices.Contains(deltaTexts, k):
+			err = text(textKey{a: idx, field: k}, d, k)
+		case k == "audio":
+			err = h.objectSlots(v, unknown, func(o map[string]any, f string) (bool, error) {
+				if f == "data" && o[f] != nil && redact {
+					return true, errMalformed // speech cannot be redacted
+				}
+				if f == "transcript" {
+					return true, text(textKey{a: idx, field: "audio.transcript"}, o, f)
+				}
+				return f == "data", nil
+			})
+		case k == "function_call":
+			err = h.objectSlots(v, unknown, func(o map[string]any, f string) (bool, error) {
+				if f == "arguments" {
+					return true, text(textKey{a: idx, field: "function_call.arguments"}, o, f)
+				}
+				return false, nil
+			})
+		case k == "tool_calls":
+			err = h.toolCallSlots(idx, v, unknown, text)
+		case slices.Contains(passThrough, k):
+		default:
+			err = unknown(v)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return slots, other, nil
+}
+
+// objectSlots walks the fields of an object in a delta (audio,
+// function_call, a tool call's function): field reports whether it handled
+// f; other fields pass when on the allowlist and are unknown otherwise.
+func (h *streamHook) objectSlots(v any, unknown func(any) error, field func(o map[string]any, f string) (bool, error)) error {
+	o, ok := v.(map[string]any)
+	if !ok {
+		return unknown(v)
+	}
+	for f, fv := range o {
+		done, err := field(o, f)
+		if err != nil {
+			return err
+		}
+		if !done && !slices.Contains(passThrough, f) {
+			if err := unknown(fv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// toolCallSlots adds the arguments (function) or input (custom) of each
+// streamed tool call, one stream per choice and tool call index.
+func (h *streamHook) toolCallSlots(idx int64, v any, unknown func(any) error, text func(textKey, map[string]any, string) error) error {
+	calls, ok := v.([]any)
+	if !ok {
+		return unknown(v)
+	}
+	for _, c := range calls {
+		tc, ok := c.(map[string]any)
+		if !ok {
+			if err := unknown(c); err != nil {
+				return err
+			}
+			continue
+		}
+		ti, ok, err := jsonstrict.GetInt(tc, "index")
+		if !ok || err != nil || ti < 0 || ti > maxToolCalls {
+			if h.x.out.Redact {
+				return errMalformed
+			}
+			ti = overflow
+		}
+		for f, fv := range tc {
+			var err error
+			switch f {
+			case "function", "custom":
+				field := "arguments"
+				if f == "custom" {
+					field = "input"
+				}
+				k := textKey{a: idx, b: ti, field: "tool_calls." + f + "." + field}
+				err = h.objectSlots(fv, unknown, func(o map[string]any, g string) (bool, error) {
+					if g == field {
+						return true, text(k, o, g)
+					}
+					return false, nil
+				})
+			default:
+				if !slices.Contains(passThrough, f) {
+					err = unknown(fv)
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hasText reports whether v holds a string at any depth.
+func hasText(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return true
+	case []any:
+		for _, e := range x {
+			if hasText(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			if hasText(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scanOther writes, scan-only, every string of v to stream k.
+func (h *streamHook) scanOther(k textKey, v any) {
+	st := h.texts[k]
+	if st == nil {
+		st = h.open(k)
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			st.Write(x)
+			st.Write("\n")
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+}
+
+// heldText is text a StreamGuard released at the end of a choice.
+type heldText struct {
+	k    textKey
+	text string
+}
+
+func addHeld(held []heldText, k textKey, s string) []heldText {
+	if s == "" {
+		return held
+	}
+	for i := range held {
+		if held[i].k == k {
+			held[i].text += s
+			return held
+		}
+	}
+	return append(held, heldText{k, s})
+}
 
 func (h *streamHook) open(k textKey) *OutputStream {
 	if h.texts == nil {
@@ -217,14 +487,30 @@ func (h *streamHook) open(k textKey) *OutputStream {
 	return st
 }
 
-// flushChoice is the choice of an event carrying held text.
-func (h *streamHook) flushChoice(idx int64, held map[string]any) map[string]any {
+// flushChoice is the choice of an event carrying held text, in the shape
+// the fields came in.
+func (h *streamHook) flushChoice(idx int64, held []heldText) map[string]any {
 	c := map[string]any{"index": idx, "finish_reason": nil, "logprobs": nil}
-	if h.x.op == opChat {
-		c["delta"] = held
-	} else {
-		c["text"] = held["text"]
+	if h.x.op != opChat {
+		c["text"] = held[0].text
+		return c
 	}
+	d := map[string]any{}
+	for _, t := range held {
+		switch t.k.field {
+		case "audio.transcript":
+			d["audio"] = map[string]any{"transcript": t.text}
+		case "function_call.arguments":
+			d["function_call"] = map[string]any{"arguments": t.text}
+		case "tool_calls.function.arguments", "tool_calls.custom.input":
+			kind, field, _ := strings.Cut(strings.TrimPrefix(t.k.field, "tool_calls."), ".")
+			calls, _ := d["tool_calls"].([]any)
+			d["tool_calls"] = append(calls, map[string]any{"index": t.k.b, kind: map[string]any{field: t.text}})
+		default:
+			d[t.k.field] = t.text
+		}
+	}
+	c["delta"] = d
 	return c
 }
 
@@ -249,23 +535,20 @@ func (h *streamHook) appendFlush(dst []byte, env map[string]any, choices []any) 
 
 // flushAll ends every open text. Under the redact obligation, and when
 // emit is true, what was held goes out in one event (chat, completions)
-// before the end of the stream; otherwise it is only counted.
+// before the end of the stream; otherwise it is only scanned and counted.
 func (h *streamHook) flushAll(dst []byte, emit bool) []byte {
 	emit = emit && h.x.out.Redact && h.x.op != opResponses && h.env != nil
 	var order []int64
-	byChoice := map[int64]map[string]any{}
+	byChoice := map[int64][]heldText{}
 	for _, k := range h.keys {
 		out := h.texts[k].Flush()
 		if out == "" || !emit {
 			continue
 		}
-		held := byChoice[k.a]
-		if held == nil {
-			held = map[string]any{}
-			byChoice[k.a] = held
+		if _, ok := byChoice[k.a]; !ok {
 			order = append(order, k.a)
 		}
-		held[k.field] = out
+		byChoice[k.a] = addHeld(byChoice[k.a], k, out)
 	}
 	if len(order) == 0 {
 		return dst
@@ -291,10 +574,15 @@ func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any
 			if err := x.meter.AddText(len(d)); err != nil {
 				return dst, err
 			}
-			if x.out.Active() && (typ == "response.output_text.delta" || typ == "response.refusal.delta") {
-				// Scan only: redact is refused for Responses.
+			if x.out.Active() {
+				// Scan only (redact is refused for Responses): every
+				// delta, output text, refusals, function call arguments,
+				// reasoning summaries.
 				oi, _, _ := jsonstrict.GetInt(obj, "output_index")
 				ci, _, _ := jsonstrict.GetInt(obj, "content_index")
+				if oi < 0 || oi > maxToolCalls || ci < 0 || ci > maxToolCalls {
+					oi, ci = overflow, overflow
+				}
 				k := textKey{a: oi, b: ci, field: typ}
 				st := h.texts[k]
 				if st == nil {
@@ -352,11 +640,13 @@ func (h *streamHook) End(dst []byte, reason error) ([]byte, error) {
 		dst = h.flushAll(dst, false)
 		e = protocol.Errorf(http.StatusBadGateway, CodeUpstreamMalformed, "upstream sent a malformed stream")
 	case errors.Is(reason, io.ErrClosedPipe):
+		// Nothing more goes out, but what was sent is scanned (scan-only
+		// batches) so the audit's "scanned" holds.
 		x.usage.Cutoff = "client_closed"
-		return dst, nil
+		return h.flushAll(dst, false), nil
 	default:
 		x.usage.Cutoff = protocol.CodeUpstreamError
-		return dst, fmt.Errorf("openai: upstream stream: %w", reason)
+		return h.flushAll(dst, false), fmt.Errorf("openai: upstream stream: %w", reason)
 	}
 	x.p.log.LogAttrs(context.Background(), slog.LevelDebug, "openai: stream cut off", slogString("cutoff_reason", x.usage.Cutoff), slogString("model", x.model))
 	return h.errorEvent(dst, e), nil
