@@ -84,7 +84,9 @@ func TestStreamRedactToolCalls(t *testing.T) {
 			s, _ := fc["arguments"].(string)
 			return s
 		}},
-		{"audio transcript", func(s string) map[string]any { return map[string]any{"audio": map[string]any{"id": "a1", "transcript": s}} }, func(d map[string]any) string {
+		{"audio transcript", func(s string) map[string]any {
+			return map[string]any{"audio": map[string]any{"id": "a1", "transcript": s}}
+		}, func(d map[string]any) string {
 			a, _ := d["audio"].(map[string]any)
 			s, _ := a["transcript"].(string)
 			return s
@@ -304,7 +306,6 @@ func TestStreamScanOnlyEveryPath(t *testing.T) {
 		}
 	})
 }
-
 
 func jsonstrictParse(s string) (any, error) { return jsonstrict.Parse([]byte(s), jsonstrict.Options{}) }
 
