@@ -37,13 +37,40 @@ var resultNoun = map[string]string{
 	"prompts/get":    "prompt",
 }
 
-// flaggedResult is a response whose result the guard found something in,
-// awaiting policy.
+// errorNoun names what a withheld error response was.
+var errorNoun = map[string]string{
+	"tools/call":     "tool error",
+	"tasks/result":   "task error",
+	"resources/read": "resource error",
+	"prompts/get":    "prompt error",
+}
+
+// flaggedResult is a response (result or error) whose text the guard found
+// something in, awaiting policy.
 type flaggedResult struct {
 	idx    int // index of the response in the unit's output
 	id     any // JSON-RPC id
 	method string
+	noun   string        // what is withheld, for the error message
 	call   protocol.Call // the request's call, with Guards set
+	// strip, when set, removes the flagged text from the result instead of
+	// withholding the whole response (initialize instructions: a session
+	// without them still works).
+	strip func()
+}
+
+// flag is the flaggedResult for a verdict on text answering pr: the
+// request's own call with the verdict in Guards.
+func (x *exchange) flag(pr pendingReq, verdict map[string]any) flaggedResult {
+	c := pr.call
+	if c.Resource == nil {
+		// Not expected for results and errors (every pending request of an
+		// inspected method keeps its call; initialize is not kept by the
+		// session); decide on what is known rather than not at all.
+		c = protocol.Call{Action: clientMethods[pr.method].action, Operation: pr.method, Resource: x.baseResource(pr.method)}
+	}
+	c.Guards = verdict
+	return flaggedResult{method: pr.method, noun: resultNoun[pr.method], call: c}
 }
 
 // inspectResult scans the result of a response to pr. It reports the call
@@ -54,29 +81,129 @@ func (x *exchange) inspectResult(ctx context.Context, pr pendingReq, result map[
 	if !ok || x.guard == nil {
 		return flaggedResult{}, false
 	}
+	var v any = result
 	if rt, _ := result["resultType"].(string); rt == "input_required" {
-		// 2026-07-28: not the result yet; its inputRequests are decided
-		// as server requests, and the final result is inspected.
-		return flaggedResult{}, false
+		// 2026-07-28: not the result yet. Its inputRequests are inspected
+		// and decided as the server requests they stand for (see
+		// inspectServerRequest); requestState is opaque to the client (and
+		// often a signed or encrypted token a secret detector would flag);
+		// whatever else the server put there is read like the result.
+		rest := make(map[string]any, len(result))
+		for k, fv := range result {
+			if k != "inputRequests" && k != "requestState" && k != "resultType" {
+				rest[k] = fv
+			}
+		}
+		if len(rest) == 0 {
+			return flaggedResult{}, false
+		}
+		v = rest
 	}
-	ins := x.guard.Inspect(ctx, gctx, inspectable(result))
+	ins := x.guard.Inspect(ctx, gctx, inspectable(v.(map[string]any)))
 	x.aud.guard.note(ins)
 	if ins.Verdict == nil {
 		return flaggedResult{}, false
 	}
-	c := pr.call
-	if c.Resource == nil {
-		// Not expected (every pending request of an inspected method keeps
-		// its call); decide on what is known rather than not at all.
-		c = protocol.Call{Action: clientMethods[pr.method].action, Operation: pr.method, Resource: x.baseResource(pr.method)}
+	return x.flag(pr, ins.Verdict), true
+}
+
+// inspectError scans the message and data of a JSON-RPC error answering
+// pr, in the context its result would have been read in: clients show
+// tool errors to the model like tool results.
+func (x *exchange) inspectError(ctx context.Context, pr pendingReq, errObj map[string]any) (flaggedResult, bool) {
+	gctx, ok := resultGuardContext[pr.method]
+	if !ok || x.guard == nil {
+		return flaggedResult{}, false
 	}
-	c.Guards = ins.Verdict
-	return flaggedResult{method: pr.method, call: c}, true
+	view := map[string]any{"message": errObj["message"]}
+	if d, ok := errObj["data"]; ok {
+		view["data"] = d
+	}
+	ins := x.guard.Inspect(ctx, gctx, view)
+	x.aud.guard.note(ins)
+	if ins.Verdict == nil {
+		return flaggedResult{}, false
+	}
+	f := x.flag(pr, ins.Verdict)
+	f.noun = errorNoun[pr.method]
+	return f, true
+}
+
+// inspectInitialize scans what an initialize (or server/discover) result
+// tells the model about the server: instructions, and the serverInfo
+// title and description (2025-11-25), as tool descriptions. A flagged
+// text that policy denies is stripped from the result; the session goes
+// on without it. Instructions already removed by their pin are not
+// scanned.
+func (x *exchange) inspectInitialize(ctx context.Context, pr pendingReq, result map[string]any) []flaggedResult {
+	if x.guard == nil {
+		return nil
+	}
+	var out []flaggedResult
+	if s, ok := result["instructions"].(string); ok && s != "" {
+		ins := x.guard.Inspect(ctx, protocol.GuardToolDescription, s)
+		x.aud.guard.note(ins)
+		if ins.Verdict != nil {
+			f := x.flag(pr, ins.Verdict)
+			f.strip = func() { delete(result, "instructions") }
+			out = append(out, f)
+		}
+	}
+	if si, ok := result["serverInfo"].(map[string]any); ok {
+		view := map[string]any{}
+		for _, k := range serverInfoText {
+			if s, ok := si[k].(string); ok && s != "" {
+				view[k] = s
+			}
+		}
+		if len(view) > 0 {
+			ins := x.guard.Inspect(ctx, protocol.GuardToolDescription, view)
+			x.aud.guard.note(ins)
+			if ins.Verdict != nil {
+				f := x.flag(pr, ins.Verdict)
+				f.strip = func() {
+					for _, k := range serverInfoText {
+						delete(si, k)
+					}
+				}
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// serverInfoText are the optional serverInfo fields that describe the
+// server in prose; name and version are required and are kept.
+var serverInfoText = []string{"title", "description"}
+
+// inspectServerRequest scans the params of a server→client request that
+// puts server text in front of the model or the user: sampling/createMessage
+// (messages, systemPrompt, tools) and elicitation/create (message,
+// requestedSchema titles and descriptions, url), as tool output. The
+// verdict rides on the request's own call (action server_request), so
+// policy drops a poisoned request like one the caller's role does not
+// allow. nil: nothing found, another method, or no Guard.
+func (x *exchange) inspectServerRequest(ctx context.Context, method string, params map[string]any) map[string]any {
+	if x.guard == nil || params == nil || method != "sampling/createMessage" && method != "elicitation/create" {
+		return nil
+	}
+	view := params
+	if _, ok := params["_meta"]; ok {
+		// Protocol metadata (progress tokens, related task), not text for
+		// the model.
+		view = shallowCopy(params)
+		delete(view, "_meta")
+	}
+	ins := x.guard.Inspect(ctx, protocol.GuardToolOutput, inspectable(view))
+	x.aud.guard.note(ins)
+	return ins.Verdict
 }
 
 // decideResults asks policy about the flagged results of one unit (one
 // Authorize) and replaces each denied one in out by a JSON-RPC error for
-// its id. An Authorize error withholds them all (fail closed).
+// its id, or strips its text (initialize). An Authorize error denies them
+// all (fail closed).
 func (x *exchange) decideResults(ctx context.Context, env *protocol.ResponseEnv, flagged []flaggedResult, out []any) {
 	calls := make([]protocol.Call, len(flagged))
 	for i, f := range flagged {
@@ -99,13 +226,20 @@ func (x *exchange) decideResults(ctx context.Context, env *protocol.ResponseEnv,
 			reason = CodeObligation
 		}
 		if reason == "" {
-			x.aud.guard.decided(true, false)
+			x.aud.guard.decided(true, guardWithheld)
 			continue
 		}
-		x.aud.guard.decided(false, false)
-		out[f.idx] = withheldObject(f.id, f.method, reason, guardReasons)
+		msg := "mcp result withheld"
+		if f.strip != nil {
+			f.strip()
+			x.aud.guard.decided(false, guardStripped)
+			msg = "mcp server instructions removed"
+		} else {
+			x.aud.guard.decided(false, guardWithheld)
+			out[f.idx] = withheldObject(f.id, f.noun, reason, guardReasons)
+		}
 		if err == nil {
-			x.p.log.LogAttrs(ctx, slog.LevelWarn, "mcp result withheld",
+			x.p.log.LogAttrs(ctx, slog.LevelWarn, msg,
 				slogStr("backend", x.b.name), slogStr("method", f.method), slogStr("reason", reason),
 				slog.Any("reasons", ds[i].Reasons))
 		}
@@ -120,6 +254,40 @@ func (x *exchange) inspectTool(ctx context.Context, tool map[string]any) map[str
 		return nil
 	}
 	ins := x.guard.Inspect(ctx, protocol.GuardToolDescription, tool)
+	x.aud.guard.note(ins)
+	return ins.Verdict
+}
+
+// inspectListItem scans what a resources/list, resources/templates/list
+// or prompts/list item tells the model (name, title, description; a
+// prompt's arguments) as a tool description, and returns the verdict for
+// the item's Call.Guards (nil: nothing found, or no Guard). URIs, MIME
+// types, annotations and icons are not prose and are left out.
+func (x *exchange) inspectListItem(ctx context.Context, item map[string]any) map[string]any {
+	if x.guard == nil {
+		return nil
+	}
+	view := make(map[string]any, 4)
+	for _, k := range [...]string{"name", "title", "description"} {
+		if v, ok := item[k]; ok {
+			view[k] = v
+		}
+	}
+	if args, ok := item["arguments"].([]any); ok { // prompts
+		as := make([]any, 0, len(args))
+		for _, av := range args {
+			a, _ := av.(map[string]any)
+			o := map[string]any{}
+			for _, k := range [...]string{"name", "title", "description"} {
+				if v, ok := a[k]; ok {
+					o[k] = v
+				}
+			}
+			as = append(as, o)
+		}
+		view["arguments"] = as
+	}
+	ins := x.guard.Inspect(ctx, protocol.GuardToolDescription, view)
 	x.aud.guard.note(ins)
 	return ins.Verdict
 }
@@ -143,8 +311,7 @@ func deniedReason(reasons []string) (string, []string) {
 // withheldObject is the JSON-RPC error that replaces a withheld result. It
 // names the reason (policy reason ids, never the text) and carries Warden's
 // refusal code, like any other refusal.
-func withheldObject(id any, method, reason string, guardReasons []string) map[string]any {
-	noun := resultNoun[method]
+func withheldObject(id any, noun, reason string, guardReasons []string) map[string]any {
 	if noun == "" {
 		noun = "result"
 	}
@@ -253,12 +420,26 @@ func shallowCopy(m map[string]any) map[string]any {
 // guardAudit is what the response guard did, for the audit record: counts
 // and rule ids, never text.
 type guardAudit struct {
-	scanned     bool
-	withheld    int // results replaced by an error
-	flagged     int // results and tool definitions with findings that policy let through
-	hiddenTools int // tool definitions with findings that policy hid
-	rules       []string
+	scanned               bool
+	withheld              int // results and errors replaced by Warden's error
+	flagged               int // texts with findings that policy let through
+	hiddenTools           int // tool definitions with findings that policy hid
+	hiddenItems           int // resources, templates and prompts with findings that policy hid
+	strippedInstructions  int // initialize instructions or server info with findings that policy removed
+	droppedServerRequests int // sampling and elicitation requests (or input requests) with findings that policy dropped
+	rules                 []string
 }
+
+// guardOutcome is what happened to a flagged text policy denied.
+type guardOutcome uint8
+
+const (
+	guardWithheld guardOutcome = iota
+	guardHiddenTool
+	guardHiddenItem
+	guardStripped
+	guardDropped
+)
 
 // note records one inspection and the rule ids of its findings.
 func (g *guardAudit) note(ins protocol.Inspection) {
@@ -285,13 +466,22 @@ func (g *guardAudit) addRule(r string) {
 	g.rules[i] = r
 }
 
-// decided records policy's answer on a flagged result or tool definition.
-func (g *guardAudit) decided(passed, tool bool) {
-	switch {
-	case passed:
+// decided records policy's answer on a flagged text: passed, or what its
+// denial did (o).
+func (g *guardAudit) decided(passed bool, o guardOutcome) {
+	if passed {
 		g.flagged++
-	case tool:
+		return
+	}
+	switch o {
+	case guardHiddenTool:
 		g.hiddenTools++
+	case guardHiddenItem:
+		g.hiddenItems++
+	case guardStripped:
+		g.strippedInstructions++
+	case guardDropped:
+		g.droppedServerRequests++
 	default:
 		g.withheld++
 	}
@@ -303,10 +493,13 @@ func (g *guardAudit) fields() map[string]any {
 		rules = []string{}
 	}
 	return map[string]any{
-		"scanned":      true,
-		"withheld":     g.withheld,
-		"flagged":      g.flagged,
-		"hidden_tools": g.hiddenTools,
-		"rules":        append([]string(nil), rules...),
+		"scanned":                 true,
+		"withheld":                g.withheld,
+		"flagged":                 g.flagged,
+		"hidden_tools":            g.hiddenTools,
+		"hidden_items":            g.hiddenItems,
+		"stripped_instructions":   g.strippedInstructions,
+		"dropped_server_requests": g.droppedServerRequests,
+		"rules":                   append([]string(nil), rules...),
 	}
 }

@@ -601,11 +601,15 @@ func TestGuardAuditOnlyIDs(t *testing.T) {
 	ga.note(protocol.Inspection{Findings: 1, Verdict: map[string]any{"categories": map[string]any{
 		"prompt_injection": map[string]any{"rules": []any{"pi.override"}},
 	}}})
-	ga.decided(false, false)
-	ga.decided(true, false)
-	ga.decided(false, true)
+	ga.decided(false, guardWithheld)
+	ga.decided(true, guardWithheld)
+	ga.decided(false, guardHiddenTool)
+	ga.decided(false, guardHiddenItem)
+	ga.decided(false, guardHiddenItem)
+	ga.decided(false, guardStripped)
+	ga.decided(false, guardDropped)
 	got := fmt.Sprint(ga.fields())
-	want := "map[flagged:1 hidden_tools:1 rules:[pi.exfil.instruction pi.override pii.email] scanned:true withheld:1]"
+	want := "map[dropped_server_requests:1 flagged:1 hidden_items:2 hidden_tools:1 rules:[pi.exfil.instruction pi.override pii.email] scanned:true stripped_instructions:1 withheld:1]"
 	if got != want {
 		t.Fatalf("got %s\nwant %s", got, want)
 	}

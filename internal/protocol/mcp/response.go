@@ -219,6 +219,12 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 				continue
 			}
 			method := pr.method
+			if m.errObj != nil {
+				if f, ok := x.inspectError(ctx, pr, m.errObj); ok {
+					f.idx, f.id = len(out), m.id
+					flagged = append(flagged, f)
+				}
+			}
 			if m.result != nil {
 				if f, ok := x.inspectResult(ctx, pr, m.result); ok {
 					f.idx, f.id = len(out), m.id
@@ -234,6 +240,7 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 				}
 				if method == "initialize" || method == "server/discover" {
 					x.checkInstructions(m.result)
+					flagged = append(flagged, x.inspectInitialize(ctx, pr, m.result)...)
 				}
 				if method == "initialize" {
 					if v, _ := m.result["protocolVersion"].(string); v != "" {
@@ -253,6 +260,8 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 						c, ok := x.serverCall(&message{kind: kindRequest, method: meth, params: params})
 						if !ok {
 							c = protocol.Call{Action: protocol.ActionAdmin, Operation: meth, Resource: map[string]any{"method": meth, "known": false}}
+						} else {
+							c.Guards = x.inspectServerRequest(ctx, meth, params)
 						}
 						idxs = append(idxs, len(calls))
 						calls = append(calls, c)
@@ -274,6 +283,9 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 				x.aud.serverDropped++
 				continue
 			}
+			if m.kind == kindRequest {
+				c.Guards = x.inspectServerRequest(ctx, m.method, m.params)
+			}
 			calls = append(calls, c)
 			pcs = append(pcs, pendingCall{idx: len(out), m: m})
 			out = append(out, m.encode())
@@ -291,12 +303,20 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 	}
 	drop := map[int]bool{}
 	for i, pc := range pcs {
+		allowed := ds[i].Allow && obligationProblem(ds[i]) == ""
+		if calls[i].Guards != nil {
+			x.aud.guard.decided(allowed, guardDropped)
+		}
 		if pc.idx < 0 {
 			continue
 		}
-		if !ds[i].Allow || obligationProblem(ds[i]) != "" {
+		if !allowed {
 			drop[pc.idx] = true
 			x.aud.serverDropped++
+			if calls[i].Guards != nil {
+				x.p.log.LogAttrs(ctx, slog.LevelWarn, "mcp server request dropped",
+					slogStr("backend", x.b.name), slogStr("method", pc.m.method), slog.Any("reasons", ds[i].Reasons))
+			}
 			continue
 		}
 		x.aud.serverAllowed++
@@ -308,8 +328,19 @@ func (x *exchange) processServer(ctx context.Context, env *protocol.ResponseEnv,
 		for _, ci := range mrtrCalls[j] {
 			if known, ok := calls[ci].Resource["known"].(bool); !ds[ci].Allow || obligationProblem(ds[ci]) != "" || ok && !known {
 				obj := out[oi].(map[string]any)
-				out[oi] = errorObject(obj["id"], protocol.CodePolicyDenied, "the server asked for input that policy denies")
 				x.aud.serverDropped++
+				if _, withheld := obj["error"]; withheld {
+					break // the rest of the result was withheld already
+				}
+				reason, guardReasons := protocol.CodePolicyDenied, []string(nil)
+				if calls[ci].Guards != nil && !ds[ci].Allow {
+					reason, guardReasons = deniedReason(ds[ci].Reasons)
+				}
+				if len(guardReasons) > 0 {
+					out[oi] = withheldObject(obj["id"], "input request", reason, guardReasons)
+				} else {
+					out[oi] = errorObject(obj["id"], protocol.CodePolicyDenied, "the server asked for input that policy denies")
+				}
 				break
 			}
 		}
@@ -496,6 +527,12 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 			}
 			res["prompt"] = name
 		}
+		if method != "tools/list" {
+			// Resource, template and prompt listings address the model
+			// too (descriptions, prompt arguments): the same scan, the
+			// verdict on the item's call.
+			guards = x.inspectListItem(ctx, obj)
+		}
 		calls = append(calls, protocol.Call{Action: action, Operation: itemMethod, Resource: res, Guards: guards})
 		keep = append(keep, obj)
 	}
@@ -515,7 +552,11 @@ func (x *exchange) filterList(ctx context.Context, env *protocol.ResponseEnv, me
 			x.aud.hidden++
 		}
 		if calls[i].Guards != nil {
-			x.aud.guard.decided(shown, true)
+			o := guardHiddenItem
+			if method == "tools/list" {
+				o = guardHiddenTool
+			}
+			x.aud.guard.decided(shown, o)
 		}
 	}
 	x.aud.listed += len(out)
