@@ -92,8 +92,9 @@ func mergeSpans(fs []Finding, n int) []span {
 // finding of at most Window bytes: a secret split across two Writes is still
 // redacted whole. A PEM "-----BEGIN" marker holds output until its END
 // line, up to 16 KiB, so private keys, longer than any sensible window, are
-// redacted whole too. Output lags input by at most Window bytes (plus the
-// held PEM block); Flush releases the rest at end of stream.
+// redacted whole too. Output lags input by at most Window bytes plus a
+// quarter window (plus the held PEM block); Flush releases the rest at end
+// of stream.
 //
 // A StreamRedactor is not safe for concurrent use; use one per stream.
 type StreamRedactor struct {
@@ -120,10 +121,21 @@ func (s *Scanner) NewStreamRedactor(c Context) *StreamRedactor {
 
 // Write consumes p and returns the redacted output that is now safe to
 // emit (possibly empty). The returned slice is the caller's.
+//
+// Output is released in steps of a quarter window (at least 16 bytes): a
+// scan runs only once that much is pending beyond the window, not on every
+// Write. Model tokens arrive a few bytes at a time, and a rescan of the
+// window per token would make a stream's cost grow with window × tokens.
 func (r *StreamRedactor) Write(p []byte) []byte {
 	r.pending = append(r.pending, p...)
+	if len(r.pending) < r.window+r.step() {
+		return nil
+	}
 	return r.emit(false)
 }
+
+// step is how much must be pending beyond the window before a scan.
+func (r *StreamRedactor) step() int { return max(r.window/4, 16) }
 
 // Flush returns everything still held, redacted. Call it once at the end of
 // the stream.
