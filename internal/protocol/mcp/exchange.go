@@ -29,8 +29,9 @@ type exchange struct {
 
 	msgs  []*message
 	calls []protocol.Call
-	// guard inspects tool results, resource contents, prompt messages and
-	// tool definitions on the way back; nil when guardrails are off.
+	// guard inspects what the server says to the model on the way back
+	// (results, errors, listings, instructions, server requests; see
+	// guard.go); nil when guardrails are off.
 	guard protocol.Guard
 
 	// Filled by Forward.

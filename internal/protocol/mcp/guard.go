@@ -10,15 +10,18 @@ import (
 )
 
 // Response-side guardrails. An MCP server is third-party text on its way
-// into the model's context: tool results (indirect prompt injection),
-// resource contents, prompt messages and tool definitions (tool
-// poisoning). When the gateway lends a Guard (protocol.Request.Guard), each
-// of them is inspected; whatever the detectors found something in is
-// decided by policy again, with the verdict in input.guards
-// (protocol.Call.Guards). Policy has the last word: the default library
+// into the model's context: tool results and errors (indirect prompt
+// injection), resource contents, prompt messages, tool, resource and
+// prompt listings and server instructions (tool poisoning), and the
+// prompts it asks the client to sample or the questions it asks the user.
+// When the gateway lends a Guard (protocol.Request.Guard), each of them is
+// inspected; whatever the detectors found something in is decided by
+// policy again, with the verdict in input.guards (protocol.Call.Guards) of
+// the call it belongs to. Policy has the last word: the default library
 // denies a blocked verdict in these contexts (guard_blocked:<category>),
 // another policy may let a flagged text through. Clean text costs one scan
-// and no policy evaluation.
+// and no policy evaluation beyond the decisions made anyway (list items
+// and server requests are decided in any case; their verdict rides along).
 
 // resultGuardContext is the guard context the result of each inspected
 // request method is read in. Results of other methods are not inspected.

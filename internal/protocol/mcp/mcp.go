@@ -15,15 +15,24 @@
 // When the gateway lends a Guard (protocol.Request.Guard; nil when
 // guardrails are off), what the server says to the model is inspected too:
 // the result of every tools/call and tasks/result (context tool_output),
-// resources/read and prompts/get (document), and every tool definition in
-// tools/list (tool_description), in JSON bodies, SSE events, batches and
-// resumed streams alike. A result the detectors found something in is
-// decided again by policy, with the request's own call and the verdict in
-// input.guards (protocol.Call.Guards); denied, or not decidable, it is
-// replaced by a JSON-RPC error for its id that names the reason and never
-// the text. A tool definition's verdict rides on its item of the list
-// filtering batch, so policy hides a poisoned tool like one the caller may
-// not use. The audit record counts it all under "response_guard".
+// resources/read and prompts/get (document), and the JSON-RPC error
+// (message and data) answering any of them, in the same context; every
+// tools/list, resources/list, resources/templates/list and prompts/list
+// item, initialize (and server/discover) instructions and serverInfo
+// title and description (tool_description); the text of
+// sampling/createMessage and elicitation/create requests and of 2026-07-28
+// input requests (tool_output). This holds in JSON bodies, SSE events,
+// batches and resumed streams alike. Whatever the detectors found
+// something in is decided again by policy, with the verdict in
+// input.guards (protocol.Call.Guards) of the call it belongs to: a result
+// or error rides on the request's own call and, denied or not decidable,
+// is replaced by a JSON-RPC error for its id that names the reason and
+// never the text; a list item's verdict rides on its item of the list
+// filtering batch, so policy hides it like one the caller may not use; a
+// server request's rides on its server_request call, so policy drops it
+// (an input_required result with a dropped input request is withheld);
+// denied instructions or server info are removed from the result and the
+// session goes on. The audit record counts it all under "response_guard".
 //
 // The body is always authoritative: the routing headers that 2026-07-28
 // mirrors from it (Mcp-Method, Mcp-Name, Mcp-Param-*) are checked against
