@@ -42,6 +42,7 @@ type exchange struct {
 	meter     openai.Meter
 	usage     openai.Usage
 	modelsOut int
+	ctx       context.Context // the response's, for the output guard
 }
 
 var _ protocol.Exchange = (*exchange)(nil)
@@ -79,6 +80,7 @@ func malformed(err error) *protocol.Error {
 
 // Response implements protocol.Exchange.
 func (x *exchange) Response(ctx context.Context, resp *http.Response, env *protocol.ResponseEnv) error {
+	x.ctx = ctx
 	x.meter = openai.Meter{Ctx: ctx, U: &x.usage, EstPrompt: x.estPrompt}
 	if env != nil && x.op == opMessages {
 		x.meter.M = env.Meter // count_tokens is free: nothing to charge
@@ -186,10 +188,10 @@ type streamHook struct {
 	x       *exchange
 	started bool
 	inSeen  bool
-	// texts are the output guard's streams, one per text content block
-	// index, in the order opened.
-	texts map[int64]*openai.OutputStream
-	keys  []int64
+	// texts are the output guard's streams, one per content block index
+	// and kind of text, in the order opened.
+	texts map[blockKey]*openai.OutputStream
+	keys  []blockKey
 }
 
 var _ sse.Hook = (*streamHook)(nil)
@@ -225,6 +227,9 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 				}
 			}
 		}
+		if x.out.Active() {
+			return h.guardMessageStart(dst, ev, obj)
+		}
 	case "content_block_delta":
 		if d, ok, _ := jsonstrict.GetObject(obj, "delta"); ok {
 			n := 0
@@ -239,6 +244,8 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			if x.out.Active() {
 				return h.guardDelta(dst, ev, obj, d)
 			}
+		} else if x.out.Redact && hasText(obj["delta"]) {
+			return dst, errMalformed
 		}
 	case "content_block_start":
 		if x.out.Active() {
@@ -246,13 +253,22 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		}
 	case "content_block_stop":
 		if x.out.Active() {
-			idx, _, _ := jsonstrict.GetInt(obj, "index")
-			dst = h.flush(dst, idx, true)
+			idx, err := h.blockIndex(obj)
+			if err != nil {
+				return dst, err
+			}
+			if dst, err = h.flush(dst, idx, true); err != nil {
+				return dst, err
+			}
 		}
 	case "message_stop":
-		dst = h.flushAll(dst, true)
+		if dst, err = h.flushAll(dst, true); err != nil {
+			return dst, err
+		}
 	case "message_delta":
-		dst = h.flushAll(dst, true)
+		if dst, err = h.flushAll(dst, true); err != nil {
+			return dst, err
+		}
 		if d, ok, _ := jsonstrict.GetObject(obj, "delta"); ok {
 			if r, ok, _ := jsonstrict.GetString(d, "stop_reason"); ok {
 				x.usage.Finish = r
@@ -269,6 +285,25 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		}
 	case "error":
 		x.usage.Cutoff = protocol.CodeUpstreamError
+	case "ping":
+	default:
+		// An event type this filter does not know: under the redact
+		// obligation, one carrying text is cut (fail closed); scan-only,
+		// its text is scanned.
+		if x.out.Active() {
+			rest := make(map[string]any, len(obj))
+			for k, v := range obj {
+				if k != "type" {
+					rest[k] = v
+				}
+			}
+			if hasText(rest) {
+				if x.out.Redact {
+					return dst, errMalformed
+				}
+				h.scanOther(blockKey{-1, "other"}, rest)
+			}
+		}
 	}
 	return sse.AppendEvent(dst, ev)
 }
@@ -284,29 +319,40 @@ func (h *streamHook) End(dst []byte, reason error) ([]byte, error) {
 	var e *protocol.Error
 	// Text the output guard still holds was metered and scanned: it goes
 	// out (redacted) at a clean end and before a budget or time cut-off;
-	// after any other failure it is dropped with the rest of the stream.
+	// after any other failure it is dropped with the rest of the stream,
+	// but scanned (scan-only batches) so the audit's "scanned" holds.
+	var ferr error
 	switch {
 	case reason == nil:
-		return h.flushAll(dst, true), nil
+		if dst, ferr = h.flushAll(dst, true); ferr == nil {
+			return dst, nil
+		}
+		reason = ferr
+	case openai.IsBudget(reason), errors.Is(reason, sse.ErrStreamTimeout):
+		dst, ferr = h.flushAll(dst, true)
+	case errors.Is(reason, io.ErrClosedPipe):
+		x.usage.Cutoff = "client_closed"
+		dst, _ = h.flushAll(dst, false)
+		return dst, nil
+	default:
+		dst, _ = h.flushAll(dst, false)
+	}
+	switch {
+	case errors.Is(reason, errUnredactable) || errors.Is(ferr, errUnredactable):
+		x.usage.Cutoff = protocol.CodeGuardBlocked
+		e = &protocol.Error{Status: http.StatusBadGateway, Code: protocol.CodeGuardBlocked, Message: "response withheld: it holds a secret or personal data that cannot be redacted (signed thinking)", Err: reason}
 	case openai.IsBudget(reason):
 		x.usage.Cutoff = protocol.CodeBudgetExhausted
 		e = budgetError(reason)
-		dst = h.flushAll(dst, true)
 	case errors.Is(reason, sse.ErrStreamTooLarge):
 		x.usage.Cutoff = "stream_bytes_exceeded"
 		e = protocol.Errorf(http.StatusTooManyRequests, openai.CodeStreamLimit, "stream exceeded the size limit configured for this backend")
-		dst = h.flushAll(dst, false)
 	case errors.Is(reason, sse.ErrStreamTimeout):
 		x.usage.Cutoff = "stream_time_exceeded"
 		e = protocol.Errorf(http.StatusTooManyRequests, openai.CodeStreamLimit, "stream exceeded the time limit configured for this backend")
-		dst = h.flushAll(dst, true)
 	case errors.Is(reason, errMalformed), errors.Is(reason, sse.ErrLineTooLong), errors.Is(reason, sse.ErrEventTooLarge):
 		x.usage.Cutoff = openai.CodeUpstreamMalformed
 		e = malformed(reason)
-		dst = h.flushAll(dst, false)
-	case errors.Is(reason, io.ErrClosedPipe):
-		x.usage.Cutoff = "client_closed"
-		return dst, nil
 	default:
 		x.usage.Cutoff = protocol.CodeUpstreamError
 		return dst, fmt.Errorf("anthropic: upstream stream: %w", reason)
