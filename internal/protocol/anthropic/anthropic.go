@@ -13,11 +13,20 @@
 //
 // With guardrails on (protocol.Request.Guard) the output is scanned for the
 // audit record ("response_guard": rule ids and counts) without holding
-// anything back, and the guard obligations of package openai apply:
-// redact_prompt redacts the system prompt, text blocks and tool results
-// before forwarding; redact redacts content[].text, and in streams each
-// text content block's text_delta through its own look-behind window, the
-// held text sent as one more text_delta just before content_block_stop.
+// anything back, on every way a stream can end, and the guard obligations
+// of package openai apply. redact_prompt redacts every string of the
+// request body before forwarding; signed thinking blocks are left as they
+// are, and a finding in one (or in an object key) refuses the request.
+// redact redacts every content block (text and citations, tool_use input,
+// server tool results) non-streamed, and in streams each block's
+// text_delta and input_json_delta through its own look-behind window, the
+// held text sent as one more delta just before content_block_stop;
+// citations, tool blocks that start with their input and a message_start
+// that carries content are redacted whole. Thinking is signed and cannot be
+// redacted: a finding in it withholds the response, or cuts the stream with
+// a guard_blocked error event before any of it goes out. Under redact a
+// delta or event carrying text the filter does not know, or a block index
+// above 64, cuts the stream as malformed (fail closed).
 package anthropic
 
 import (

@@ -17,13 +17,20 @@
 // protocol.Request.Guard. Every completion's output is then scanned for
 // the audit record ("response_guard": rule ids and counts, never text); a
 // stream is scanned on the side, its bytes passed on at once and
-// unchanged. Two policy obligations use the Guard (see guard.go): redact
-// replaces secrets and personal data in the output, streamed or not — each
-// choice's text passes through its own look-behind window and the held
-// text goes out in a chunk of its own just before the finishing chunk — and
-// redact_prompt replaces them in every prompt string before forwarding.
-// Without a Guard both are refused, as is redact on the Responses API,
-// whose output is scanned but not yet redacted.
+// unchanged, and scanned on every way it can end (a client gone, a broken
+// upstream, text after finish_reason or [DONE]); an audit that cannot vouch
+// for all of it says "scanned": "partial". Two policy obligations use the
+// Guard (see guard.go): redact replaces secrets and personal data in the
+// generated text, streamed or not — content, refusals, reasoning, audio
+// transcripts and, above all, tool call arguments; each choice's text and
+// each tool call's arguments pass through their own look-behind window and
+// the held text goes out in a chunk of its own just before the finishing
+// chunk; a delta shape it cannot place cuts the stream (fail closed) — and
+// redact_prompt replaces them in every string of the request body before
+// forwarding, refusing what it cannot rewrite (a finding in an object
+// key). Without a Guard both are refused, as is redact on the Responses
+// API, whose output is scanned but not yet redacted, and redact on a chat
+// request for audio output.
 //
 // API reference: https://platform.openai.com/docs/api-reference
 package openai
