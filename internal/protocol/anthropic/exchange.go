@@ -244,7 +244,7 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 			if x.out.Active() {
 				return h.guardDelta(dst, ev, obj, d)
 			}
-		} else if x.out.Redact && hasText(obj["delta"]) {
+		} else if x.out.Redact && openai.HasText(obj["delta"]) {
 			return dst, errMalformed
 		}
 	case "content_block_start":
@@ -297,7 +297,7 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 					rest[k] = v
 				}
 			}
-			if hasText(rest) {
+			if openai.HasText(rest) {
 				if x.out.Redact {
 					return dst, errMalformed
 				}

@@ -227,7 +227,7 @@ func (h *streamHook) guardStart(dst []byte, ev sse.Event, obj map[string]any) ([
 	}
 	cb, ok := obj["content_block"].(map[string]any)
 	if !ok {
-		if redact && hasText(obj["content_block"]) {
+		if redact && openai.HasText(obj["content_block"]) {
 			return dst, errMalformed
 		}
 		return sse.AppendEvent(dst, ev)
@@ -268,12 +268,12 @@ func (h *streamHook) guardStart(dst []byte, ev sse.Event, obj map[string]any) ([
 		}
 	}
 	if !redact {
-		if hasText(rest) {
+		if openai.HasText(rest) {
 			h.scanOther(blockKey{idx, "other"}, rest)
 		}
 		return sse.AppendEvent(dst, ev)
 	}
-	if kind == "thinking" && hasText(rest) {
+	if kind == "thinking" && openai.HasText(rest) {
 		return dst, errMalformed // nothing else of a signed block may change
 	}
 	if _, c, err := h.x.out.RedactValue(h.x.ctx, rest); err != nil {
@@ -328,10 +328,10 @@ func (h *streamHook) guardDelta(dst []byte, ev sse.Event, obj, d map[string]any)
 			return dst, errMalformed
 		}
 		delete(rest, f[0])
-		if redact && hasText(rest) {
+		if redact && openai.HasText(rest) {
 			return dst, errMalformed
 		}
-		if !redact && hasText(rest) {
+		if !redact && openai.HasText(rest) {
 			h.scanOther(blockKey{idx, "other"}, rest)
 		}
 		out, err := h.write(blockKey{idx, f[1]}, s)
@@ -347,7 +347,7 @@ func (h *streamHook) guardDelta(dst []byte, ev sse.Event, obj, d map[string]any)
 	switch {
 	case typ == "signature_delta":
 		return sse.AppendEvent(dst, ev)
-	case !hasText(rest):
+	case !openai.HasText(rest):
 		return sse.AppendEvent(dst, ev)
 	case !redact:
 		h.scanOther(blockKey{idx, "other"}, rest)
@@ -364,27 +364,6 @@ func (h *streamHook) guardDelta(dst []byte, ev sse.Event, obj, d map[string]any)
 		return reencode(dst, ev, obj)
 	}
 	return dst, errMalformed
-}
-
-// hasText reports whether v holds a string at any depth.
-func hasText(v any) bool {
-	switch x := v.(type) {
-	case string:
-		return true
-	case []any:
-		for _, e := range x {
-			if hasText(e) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, e := range x {
-			if hasText(e) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func reencode(dst []byte, ev sse.Event, obj map[string]any) ([]byte, error) {

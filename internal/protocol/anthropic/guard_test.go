@@ -9,10 +9,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/wardenhq/warden/internal/guard"
+	"github.com/wardenhq/warden/internal/guard/guardtest"
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
 	"github.com/wardenhq/warden/internal/protocol/llmtest"
@@ -26,24 +25,8 @@ const (
 	awsRedacted = "[REDACTED:" + awsRule + "]"
 )
 
-var (
-	testGuardOnce sync.Once
-	testGuardVal  protocol.Guard
-	testGuardErr  error
-)
-
 // testGuard is the real scanner as protocols see it (default config).
-func testGuard(tb testing.TB) protocol.Guard {
-	tb.Helper()
-	testGuardOnce.Do(func() {
-		s, err := guard.New(guard.Config{})
-		testGuardVal, testGuardErr = guard.ForProtocols(s), err
-	})
-	if testGuardErr != nil {
-		tb.Fatal(testGuardErr)
-	}
-	return testGuardVal
-}
+func testGuard(tb testing.TB) protocol.Guard { return guardtest.Guard(tb) }
 
 // scripted starts a real upstream on loopback that answers every request
 // with the given events as text/event-stream, each written and flushed.

@@ -272,7 +272,7 @@ func (h *streamHook) slots(idx int64, co map[string]any) (slots []slot, other []
 	// unknown is a field outside the allowlist: fatal under redact if it
 	// carries text, scanned as it is otherwise.
 	unknown := func(v any) error {
-		if !hasText(v) {
+		if !HasText(v) {
 			return nil
 		}
 		if redact {
@@ -412,20 +412,21 @@ func (h *streamHook) toolCallSlots(idx int64, v any, unknown func(any) error, te
 	return nil
 }
 
-// hasText reports whether v holds a string at any depth.
-func hasText(v any) bool {
+// HasText reports whether v (a decoded JSON value) holds a string at any
+// depth. Shared with the anthropic package.
+func HasText(v any) bool {
 	switch x := v.(type) {
 	case string:
 		return true
 	case []any:
 		for _, e := range x {
-			if hasText(e) {
+			if HasText(e) {
 				return true
 			}
 		}
 	case map[string]any:
 		for _, e := range x {
-			if hasText(e) {
+			if HasText(e) {
 				return true
 			}
 		}
