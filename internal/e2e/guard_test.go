@@ -99,6 +99,10 @@ func TestGuardrails(t *testing.T) {
 		if g["blocked"] != true || !strings.Contains(mustJSON(t, g), "pi.override") {
 			t.Errorf("audited guards = %v", g)
 		}
+		if m := s.metrics(); !strings.Contains(m, `warden_guard_actions_total{action="blocked",phase="request"}`) ||
+			!strings.Contains(m, `warden_guard_findings_total{category="prompt_injection",phase="request"}`) {
+			t.Error("metrics lack the request-side block")
+		}
 	})
 
 	t.Run("blocked injection matters only with tools", func(t *testing.T) {

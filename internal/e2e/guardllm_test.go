@@ -55,6 +55,15 @@ func TestGuardPromptRedaction(t *testing.T) {
 	if strings.Contains(s.auditFile(), awsKey) {
 		t.Error("audit log holds the key")
 	}
+	m := s.metrics()
+	for _, want := range []string{
+		`warden_guard_findings_total{category="secret",phase="request"} 1`,
+		`warden_guard_actions_total{action="redacted",phase="request"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestGuardStreamedOutput: a model reply that carries a key is redacted
@@ -105,5 +114,11 @@ func TestGuardStreamedOutput(t *testing.T) {
 	rg := mustJSON(t, out["protocol"])
 	if !strings.Contains(rg, `"scanned":true`) || !strings.Contains(rg, "secret.aws-access-token") || strings.Contains(rg, awsKey) {
 		t.Errorf("outcome protocol fields = %s", rg)
+	}
+	if m := flag.metrics(); !strings.Contains(m, `warden_guard_findings_total{category="secret",phase="response"}`) {
+		t.Error("metrics lack the response-side secret finding")
+	}
+	if m := red.metrics(); !strings.Contains(m, `warden_guard_actions_total{action="redacted",phase="response"}`) {
+		t.Error("metrics lack the response-side redaction")
 	}
 }

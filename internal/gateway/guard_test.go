@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/guard"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -97,5 +100,37 @@ func TestGuardDenied(t *testing.T) {
 	}
 	if !guardDenied([]protocol.Decision{{}, {Reasons: []string{"guard_blocked:prompt_injection"}}}) {
 		t.Error("guard deny not recognised")
+	}
+}
+
+// TestGuardMetrics: the guard series follow the audit fields the protocols
+// write (MCP and Qdrant response_guard shapes, LLM prompt_redacted).
+func TestGuardMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	m.observeProtocol("spiffe://td/a", map[string]any{
+		"prompt_redacted": []string{"secret.aws-access-token"},
+		"response_guard": map[string]any{"scanned": true, "withheld": 1, "flagged": 2, "hidden_tools": 3, "hidden_items": 1,
+			"rules": []any{"pi.override", "secret.github-pat", "pii.email"}},
+	})
+	m.observeRequestGuard(map[string]any{"blocked": true, "over_budget": false,
+		"categories": map[string]any{"prompt_injection": map[string]any{"count": 2.0}}}, true)
+	for _, tc := range []struct {
+		c    prometheus.Counter
+		want float64
+	}{
+		{m.guardActions.WithLabelValues("request", "redacted"), 1},
+		{m.guardActions.WithLabelValues("request", "blocked"), 1},
+		{m.guardActions.WithLabelValues("response", "withheld"), 1},
+		{m.guardActions.WithLabelValues("response", "flagged"), 2},
+		{m.guardActions.WithLabelValues("response", "hidden"), 4},
+		{m.guardFinds.WithLabelValues("request", "prompt_injection"), 2},
+		{m.guardFinds.WithLabelValues("response", "secret"), 1},
+		{m.guardFinds.WithLabelValues("response", "pii"), 1},
+	} {
+		var d dto.Metric
+		if err := tc.c.Write(&d); err != nil || d.GetCounter().GetValue() != tc.want {
+			t.Errorf("%v = %v, want %v", tc.c.Desc(), d.GetCounter().GetValue(), tc.want)
+		}
 	}
 }

@@ -255,6 +255,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.metrics.decision.WithLabelValues(rt.name).Observe(g.now().Sub(st.start).Seconds())
 
 	h.offerCapture(r, st, rec)
+	g.metrics.observeRequestGuard(st.guards, false)
 	h.forward(w, r, st, x, proto, out, env, calls, decisions)
 	if lim != nil {
 		lim.Settle(ctx, usage(x.Audit()))
@@ -575,6 +576,11 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, st *reqState, x p
 		rec.Protocol = withGuards(st, x.Audit())
 	}
 	h.offerCapture(r, st, rec)
+	guardRefused := false
+	for _, rs := range reasons {
+		guardRefused = guardRefused || strings.HasPrefix(rs, protocol.CodeGuardBlocked)
+	}
+	h.g.metrics.observeRequestGuard(st.guards, guardRefused)
 	if err := h.g.audit.Append(r.Context(), rec); err != nil {
 		h.g.log.LogAttrs(r.Context(), slog.LevelError, "audit write failed for a denial",
 			slog.String("request_id", st.id), slog.Any("error", err))

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,6 +21,8 @@ type metrics struct {
 	tokens       *prometheus.CounterVec
 	limited      *prometheus.CounterVec
 	cutoffs      *prometheus.CounterVec
+	guardFinds   *prometheus.CounterVec
+	guardActions *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,7 +74,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "warden_stream_cutoffs_total",
 		Help: "Streams Warden ended early, by reason (budget_exhausted, max_stream_bytes, ...).",
 	}, []string{"reason"})
-	reg.MustRegister(m.requests, m.duration, m.decision, m.authFailures, m.revoked, m.killed, m.upstream, m.inflight, m.tokens, m.limited, m.cutoffs)
+	m.guardFinds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_guard_findings_total",
+		Help: "Guard detector findings by phase (request: the body scanned before policy; response: what came back) and category (prompt_injection, secret, pii). Response-side streams count rule hits.",
+	}, []string{"phase", "category"})
+	m.guardActions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "warden_guard_actions_total",
+		Help: "What the guard verdicts led to, by phase and action: blocked (request refused), redacted (prompt or output rewritten), withheld (tool result, point), hidden (list item), dropped (server request), flagged (allowed by policy), over_budget.",
+	}, []string{"phase", "action"})
+	reg.MustRegister(m.requests, m.duration, m.decision, m.authFailures, m.revoked, m.killed, m.upstream, m.inflight, m.tokens, m.limited, m.cutoffs, m.guardFinds, m.guardActions)
 	return m
 }
 
@@ -110,4 +121,86 @@ func (m *metrics) observeProtocol(spiffeID string, fields map[string]any) {
 	if r, ok := fields["cutoff_reason"].(string); ok && r != "" {
 		m.cutoffs.WithLabelValues(r).Inc()
 	}
+	if rules := stringList(fields["prompt_redacted"]); len(rules) > 0 {
+		m.guardActions.WithLabelValues("request", "redacted").Inc()
+	}
+	if rg, ok := fields["response_guard"].(map[string]any); ok {
+		m.observeResponseGuard(rg)
+	}
+}
+
+// observeRequestGuard records the request-side verdict (input.guards) and
+// whether a guard refused the request.
+func (m *metrics) observeRequestGuard(guards map[string]any, refused bool) {
+	if guards == nil {
+		return
+	}
+	if cats, ok := guards["categories"].(map[string]any); ok {
+		for cat, v := range cats {
+			if c, ok := v.(map[string]any); ok {
+				if n, ok := c["count"].(float64); ok && n > 0 {
+					m.guardFinds.WithLabelValues("request", cat).Add(n)
+				}
+			}
+		}
+	}
+	if guards["over_budget"] == true {
+		m.guardActions.WithLabelValues("request", "over_budget").Inc()
+	}
+	if refused {
+		m.guardActions.WithLabelValues("request", "blocked").Inc()
+	}
+}
+
+// observeResponseGuard records a protocol's response_guard audit field:
+// rule ids (one finding per rule counted) and the counts of what was done.
+func (m *metrics) observeResponseGuard(rg map[string]any) {
+	for _, rule := range stringList(rg["rules"]) {
+		m.guardFinds.WithLabelValues("response", ruleCategory(rule)).Inc()
+	}
+	for field, action := range map[string]string{
+		"withheld": "withheld", "hidden_tools": "hidden", "hidden_items": "hidden",
+		"dropped_server_requests": "dropped", "flagged": "flagged", "stripped_instructions": "hidden",
+	} {
+		if n := intField(rg, field); n > 0 {
+			m.guardActions.WithLabelValues("response", action).Add(float64(n))
+		}
+	}
+	if rg["redacted"] == true {
+		m.guardActions.WithLabelValues("response", "redacted").Inc()
+	}
+	if rg["over_budget"] == true {
+		m.guardActions.WithLabelValues("response", "over_budget").Inc()
+	}
+}
+
+// ruleCategory maps a rule id ("pi.override", "secret.aws-access-token",
+// "pii.email") to its category.
+func ruleCategory(rule string) string {
+	switch {
+	case strings.HasPrefix(rule, "pi."):
+		return "prompt_injection"
+	case strings.HasPrefix(rule, "secret."):
+		return "secret"
+	case strings.HasPrefix(rule, "pii."):
+		return "pii"
+	}
+	return "other"
+}
+
+// stringList reads a []string or []any of strings.
+func stringList(v any) []string {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
