@@ -204,12 +204,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (g *Gateway, err
 		return nil, fmt.Errorf("gateway: limits: %w", err)
 	}
 	g.limits = limiter{lim}
-	if g.guard, err = newScanner(cfg.Guard, g.log.With("component", "guard")); err == nil {
-		g.pguard = guard.ForProtocols(g.guard)
-	}
-	if err != nil {
+	if g.guard, err = newScanner(cfg.Guard, g.log.With("component", "guard")); err != nil {
 		return nil, fmt.Errorf("gateway: guard: %w", err)
 	}
+	g.pguard = guard.ForProtocols(g.guard) // nil when guardrails are off
 	if cfg.Guard != nil && cfg.Guard.Capture != nil {
 		if g.capture, err = newCapture(cfg.Guard.Capture, g.guard, g.log.With("component", "capture"), g.reg); err != nil {
 			return nil, fmt.Errorf("gateway: guard: %w", err)
