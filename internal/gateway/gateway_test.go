@@ -653,3 +653,34 @@ func TestUnknownRevocationStateFailsClosed(t *testing.T) {
 		t.Fatal("forwarded although nobody could say whether the caller is revoked")
 	}
 }
+
+// TestQueryDecidedAndForwardedCanonical: policy sees the parsed query
+// (input.request.query), the upstream gets its canonical encoding, and an
+// ambiguous query never reaches the upstream.
+func TestQueryDecidedAndForwardedCanonical(t *testing.T) {
+	e := newTestEnv(t, envOpts{policy: `package warden.authz
+decision := {"allow": true, "reasons": ["ok"], "obligations": {}} if {
+	input.request.query.limit == ["5"]
+	not input.request.query.admin
+} else := {"allow": false, "reasons": ["query"], "obligations": {}}
+`})
+	resp, body := e.do("reader", "GET", "/items?limit=5&after=x%20y", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got := e.upstream.last().URL.RawQuery; got != "after=x+y&limit=5" {
+		t.Errorf("upstream query %q, want the canonical form", got)
+	}
+	if resp, _ := e.do("reader", "GET", "/items?limit=5&admin=1", ""); resp.StatusCode != 403 {
+		t.Errorf("policy did not see the query: %d", resp.StatusCode)
+	}
+	before := e.upstream.count()
+	for _, q := range []string{"limit=5;admin=1", "limit=%zz", "limit=5%00"} {
+		if resp, _ := e.do("reader", "GET", "/items?"+q, ""); resp.StatusCode != 400 {
+			t.Errorf("%q: status %d, want 400", q, resp.StatusCode)
+		}
+	}
+	if e.upstream.count() != before {
+		t.Error("an ambiguous query reached the upstream")
+	}
+}

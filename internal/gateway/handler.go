@@ -65,6 +65,7 @@ type reqState struct {
 	upPath  string         // escaped path as forwarded (route prefix stripped)
 	guards  map[string]any // input.guards; nil when not scanned
 	body    []byte         // the request body as read (for the opt-in capture only)
+	query   url.Values     // the strictly parsed query; its Encode() is forwarded
 }
 
 // upstreamRequest returns r as the upstream will see it: with the route's
@@ -141,6 +142,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, st, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidRequest, "request path is not in canonical form"))
 		return
 	}
+	// The query is parsed strictly once; policy sees the parsed form
+	// (input.request.query) and the upstream gets its canonical encoding.
+	query, qerr := strictQuery(r.URL.RawQuery)
+	if qerr != nil {
+		h.reject(w, r, st, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidRequest, "malformed query string: %v", qerr))
+		return
+	}
+	r.URL.RawQuery = query.Encode()
+	st.query = query
 	rt := g.router.match(h.lc.Name, r.Host, r.URL.Path)
 	if rt == nil {
 		h.deny(w, r, st, nil, generic.Protocol{}, nil, protocol.Errorf(http.StatusNotFound, protocol.CodeUnknownRoute, "no route for %s", r.URL.Path), []string{"unknown_route"})
@@ -185,7 +195,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	subject := subjectOf(peer)
-	reqIn := requestOf(r)
+	reqIn := requestOf(r, st.query)
 	decisions, err := h.decide(ctx, st, subject, reqIn, calls)
 	if err != nil {
 		g.log.LogAttrs(ctx, slog.LevelError, "policy evaluation failed; denying",
@@ -383,14 +393,14 @@ func authMethod(m string) string {
 // cookies never are.
 var policyHeaders = []string{"Content-Type", "User-Agent", "Accept", "Mcp-Protocol-Version"}
 
-func requestOf(r *http.Request) policy.Request {
+func requestOf(r *http.Request, query url.Values) policy.Request {
 	hs := make(map[string]string, len(policyHeaders))
 	for _, k := range policyHeaders {
 		if v := r.Header.Get(k); v != "" {
 			hs[strings.ToLower(k)] = v
 		}
 	}
-	return policy.Request{Method: r.Method, Path: r.URL.Path, Host: r.Host, Headers: hs}
+	return policy.Request{Method: r.Method, Path: r.URL.Path, Host: r.Host, Headers: hs, Query: query}
 }
 
 func (h *handler) input(subject policy.Subject, req policy.Request, rt *route, c protocol.Call) *policy.Input {

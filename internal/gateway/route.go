@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wardenhq/warden/internal/config"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -96,4 +99,42 @@ func canonicalPath(p string) bool {
 	// Encoded separators and dots would be decoded by some upstreams only.
 	lp := strings.ToLower(p)
 	return !strings.Contains(lp, "%2f") && !strings.Contains(lp, "%5c") && !strings.Contains(lp, "%2e") && !strings.Contains(p, "\\")
+}
+
+// maxQueryParams bounds the names and values of one query string.
+const maxQueryParams = 256
+
+// strictQuery parses a query string, refusing what is ambiguous: a
+// malformed escape, a ";" separator (some servers split on it, Go does
+// not), invalid UTF-8 or control characters after unescaping, and more than
+// maxQueryParams parameters. Repeated names keep their values in order.
+func strictQuery(raw string) (url.Values, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	if strings.Contains(raw, ";") {
+		return nil, errors.New(`";" is not a separator`)
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, errors.New("bad escape")
+	}
+	n := 0
+	for k, vs := range q {
+		n += len(vs)
+		for _, s := range append([]string{k}, vs...) {
+			if !utf8.ValidString(s) {
+				return nil, errors.New("not valid UTF-8")
+			}
+			for i := 0; i < len(s); i++ {
+				if s[i] < 0x20 || s[i] == 0x7f {
+					return nil, errors.New("control character")
+				}
+			}
+		}
+	}
+	if n > maxQueryParams {
+		return nil, fmt.Errorf("more than %d parameters", maxQueryParams)
+	}
+	return q, nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -103,5 +104,33 @@ func TestKillerEndsRequestsAndConnections(t *testing.T) {
 	}
 	if r, c := k.kill("a"); r != 0 || c != 0 {
 		t.Error("second kill found leftovers")
+	}
+}
+
+func TestStrictQuery(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want string // canonical encoding; "!" = refused
+	}{
+		{"", ""},
+		{"b=2&a=1&a=0", "a=1&a=0&b=2"},
+		{"q=hello%20world", "q=hello+world"},
+		{"a=1;b=2", "!"},
+		{"a=%zz", "!"},
+		{"a=%ff", "!"},
+		{"a=%00", "!"},
+		{"a=%0d%0a", "!"},
+		{strings.Repeat("a=1&", 257), "!"},
+	} {
+		q, err := strictQuery(tc.raw)
+		if tc.want == "!" {
+			if err == nil {
+				t.Errorf("%.40q: accepted", tc.raw)
+			}
+			continue
+		}
+		if err != nil || q.Encode() != tc.want {
+			t.Errorf("%q: %q, %v; want %q", tc.raw, q.Encode(), err, tc.want)
+		}
 	}
 }

@@ -34,6 +34,10 @@ type Request struct {
 	Method, Path, Host string
 	// Headers are selected headers, names in lower case. Never credentials.
 	Headers map[string]string
+	// Query is the query string as parsed strictly by the gateway (the
+	// canonical form of it is what is forwarded): each name's values in
+	// order. Empty when there is none.
+	Query map[string][]string
 }
 
 // Input is one decision's input document. See docs/policy.md.
@@ -70,6 +74,7 @@ var (
 	keyMethod      = ast.StringTerm("method")
 	keyHost        = ast.StringTerm("host")
 	keyHeaders     = ast.StringTerm("headers")
+	keyQuery       = ast.StringTerm("query")
 	keyResource    = ast.StringTerm("resource")
 	keyAction      = ast.StringTerm("action")
 	keyOperation   = ast.StringTerm("operation")
@@ -163,11 +168,20 @@ func (in *Input) value(now time.Time, subjects *subjectCache) (ast.Value, error)
 	for k, v := range in.Request.Headers {
 		headers.Insert(ast.StringTerm(strings.ToLower(k)), ast.StringTerm(v))
 	}
+	query := ast.NewObject()
+	for k, vs := range in.Request.Query {
+		terms := make([]*ast.Term, len(vs))
+		for i, v := range vs {
+			terms[i] = ast.StringTerm(v)
+		}
+		query.Insert(ast.StringTerm(k), ast.ArrayTerm(terms...))
+	}
 	req := ast.NewObject(
 		ast.Item(keyMethod, ast.StringTerm(in.Request.Method)),
 		ast.Item(keyPath, ast.StringTerm(in.Request.Path)),
 		ast.Item(keyHost, ast.StringTerm(in.Request.Host)),
 		ast.Item(keyHeaders, ast.NewTerm(headers)),
+		ast.Item(keyQuery, ast.NewTerm(query)),
 	)
 	return ast.NewObject(
 		ast.Item(keySubject, ast.NewTerm(subjects.value(in.Subject))),

@@ -55,6 +55,27 @@ func ParseInput(b []byte) (*Input, error) {
 					}
 					continue
 				}
+				if rk == "query" {
+					q, ok := rv.(map[string]any)
+					if !ok {
+						return nil, fmt.Errorf("policy: input: request.query: want an object of string lists")
+					}
+					in.Request.Query = make(map[string][]string, len(q))
+					for qk, qv := range q {
+						list, ok := qv.([]any)
+						if !ok {
+							return nil, fmt.Errorf("policy: input: request.query.%s: want a list of strings", qk)
+						}
+						for _, e := range list {
+							s, ok := e.(string)
+							if !ok {
+								return nil, fmt.Errorf("policy: input: request.query.%s: want a list of strings", qk)
+							}
+							in.Request.Query[qk] = append(in.Request.Query[qk], s)
+						}
+					}
+					continue
+				}
 				rest[rk] = rv
 			}
 			err = parseFields(rest, map[string]*string{
