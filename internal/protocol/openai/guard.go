@@ -31,8 +31,18 @@ const (
 	// index at or past n (or above 16), a non-null "error" beside choices,
 	// cut the stream as malformed: what Warden cannot place is not passed
 	// on. Speech cannot be redacted: a chat request asking for audio output
-	// is refused. Responses API output is not redacted yet: there the
-	// obligation is refused.
+	// is refused. Responses API output (POST /v1/responses) is redacted
+	// too: non-streamed, every string of the output items, output_text,
+	// error and incomplete_details; streamed, the "delta" of the text
+	// events (output_text, refusal, function_call_arguments,
+	// custom_tool_call_input, mcp_call_arguments, code_interpreter_call_code,
+	// reasoning_summary_text, reasoning_text, audio.transcript; one
+	// StreamGuard per output_index, content or summary index and type),
+	// with the held text sent as one more delta before the event that ends
+	// it and later sequence numbers moved up, and every string of the
+	// events repeating whole texts (*.done, items, parts, the response of
+	// response.completed); any other event carrying text cuts the stream as
+	// malformed (redact_responses.go). Logprobs are dropped everywhere.
 	ObligationRedact = "redact"
 	// ObligationRedactPrompt asks for the findings of the listed categories
 	// ("secret", "pii") to be replaced in every string of the request body,
@@ -284,6 +294,7 @@ type OutputGuard struct {
 	overBudget bool
 	partial    bool
 	findings   int
+	repeated   int // the most findings in one value that repeats counted text (redactRepeat)
 	rules      []string
 	streams    []*OutputStream
 }
@@ -445,6 +456,7 @@ func (o *OutputGuard) Audit(a map[string]any) {
 			}
 		}
 	}
+	findings = max(findings, o.repeated)
 	sort.Strings(rules)
 	if rules == nil {
 		rules = []string{}

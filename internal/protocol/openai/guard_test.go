@@ -501,8 +501,7 @@ func TestGuardObligationsRefused(t *testing.T) {
 		{"redact stream without guard", nil, "/v1/chat/completions", streamChat, redactObl},
 		{"redact_prompt without guard", nil, "/v1/chat/completions", chat, map[string]any{ObligationRedactPrompt: []any{"secret"}}},
 		{"redact not true", g, "/v1/chat/completions", chat, map[string]any{ObligationRedact: "yes"}},
-		{"redact on responses", g, "/v1/responses", `{"model":"small","input":"x"}`, redactObl},
-		{"redact on responses stream", g, "/v1/responses", `{"model":"small","input":"x","stream":true}`, redactObl},
+		{"redact on responses without guard", nil, "/v1/responses", `{"model":"small","input":"x","stream":true}`, redactObl},
 		{"redact_prompt string", g, "/v1/chat/completions", chat, map[string]any{ObligationRedactPrompt: "secret"}},
 		{"redact_prompt true", g, "/v1/chat/completions", chat, map[string]any{ObligationRedactPrompt: true}},
 		{"redact_prompt empty", g, "/v1/chat/completions", chat, map[string]any{ObligationRedactPrompt: []any{}}},
@@ -517,6 +516,12 @@ func TestGuardObligationsRefused(t *testing.T) {
 				t.Fatalf("want 403 %s, got %v", CodeObligationRejected, err)
 			}
 		})
+	}
+	// Responses output is redacted, streamed or not (TestResponsesRedact*).
+	for _, body := range []string{`{"model":"small","input":"x"}`, `{"model":"small","input":"x","stream":true}`} {
+		if _, err := guardExchange(t, g, "/v1/responses", body, redactObl); err != nil {
+			t.Fatalf("responses with redact: %v", err)
+		}
 	}
 	// Embeddings return no generated text: redact is a no-op there, with or
 	// without a Guard.

@@ -20,10 +20,6 @@ func (x *exchange) applyGuard(ctx context.Context, ds []protocol.Decision) error
 	switch x.op {
 	case opEmbeddings, opModelsList, opModelsRetrieve:
 		o.Redact = false // no generated text comes back: nothing to redact
-	case opResponses:
-		if o.Redact {
-			return obligationRejected(fmt.Errorf("openai: redact is not applied to Responses API output"))
-		}
 	case opChat:
 		if o.Redact && x.wantsAudio() {
 			return obligationRejected(fmt.Errorf("openai: redact cannot be applied to audio output"))
@@ -61,6 +57,13 @@ func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any
 		return nil, &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream returned a malformed response", Err: fmt.Errorf("openai: response: %w", err)}
 	}
 	root, _ := v.(map[string]any)
+	if x.op == opResponses {
+		changed, err := x.out.redactResponse(ctx, root)
+		if err != nil || !changed {
+			return raw, err
+		}
+		return x.reencode(raw, root)
+	}
 	choices, _ := root["choices"].([]any)
 	changed := false
 	for _, c := range choices {
@@ -93,6 +96,11 @@ func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any
 	if !changed {
 		return raw, nil
 	}
+	return x.reencode(raw, root)
+}
+
+// reencode is a redacted response body (raw as it came).
+func (x *exchange) reencode(raw []byte, root map[string]any) ([]byte, error) {
 	b, err := jsonstrict.AppendMarshal(make([]byte, 0, len(raw)), root)
 	if err != nil {
 		return nil, &protocol.Error{Status: http.StatusInternalServerError, Code: protocol.CodeInternal, Message: "internal error", Err: fmt.Errorf("openai: re-encode response: %w", err)}

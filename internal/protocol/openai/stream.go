@@ -24,7 +24,8 @@ type streamHook struct {
 	x       *exchange
 	started bool
 	done    bool
-	seq     int64 // last Responses sequence_number
+	seq     int64 // last Responses sequence_number sent
+	shift   int64 // Responses events Warden inserted (sequence numbers moved up)
 
 	// Output guard (x.out active): one stream per choice and field (per
 	// output item, content part and event type in Responses), in the
@@ -33,11 +34,12 @@ type streamHook struct {
 	texts map[textKey]*OutputStream
 	keys  []textKey
 	env   map[string]any
+	tmpl  map[textKey]map[string]any // Responses: each text's last delta event, text removed
 }
 
 // textKey names one streamed text.
 type textKey struct {
-	a, b  int64 // choice index (chat), or output_index and content_index (Responses)
+	a, b  int64 // choice index (chat), or output_index and content (or summary) index (Responses; -1: absent)
 	field string
 }
 
@@ -538,6 +540,9 @@ func (h *streamHook) appendFlush(dst []byte, env map[string]any, choices []any) 
 // emit is true, what was held goes out in one event (chat, completions)
 // before the end of the stream; otherwise it is only scanned and counted.
 func (h *streamHook) flushAll(dst []byte, emit bool) []byte {
+	if h.x.op == opResponses && h.x.out.Redact {
+		return h.flushTexts(dst, func(textKey) bool { return true }, emit)
+	}
 	emit = emit && h.x.out.Redact && h.x.op != opResponses && h.env != nil
 	var order []int64
 	byChoice := map[int64][]heldText{}
@@ -563,7 +568,8 @@ func (h *streamHook) flushAll(dst []byte, emit bool) []byte {
 
 func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any) ([]byte, error) {
 	x := h.x
-	if n, ok, _ := jsonstrict.GetInt(obj, "sequence_number"); ok {
+	n, hasSeq, _ := jsonstrict.GetInt(obj, "sequence_number")
+	if hasSeq && !x.out.Redact {
 		h.seq = n
 	}
 	typ, _, _ := jsonstrict.GetString(obj, "type")
@@ -575,10 +581,9 @@ func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any
 			if err := x.meter.AddText(len(d)); err != nil {
 				return dst, err
 			}
-			if x.out.Active() {
-				// Scan only (redact is refused for Responses): every
-				// delta, output text, refusals, function call arguments,
-				// reasoning summaries.
+			if x.out.Active() && !x.out.Redact {
+				// Scan only: every delta, output text, refusals, function
+				// call arguments, reasoning summaries.
 				oi, _, _ := jsonstrict.GetInt(obj, "output_index")
 				ci, _, _ := jsonstrict.GetInt(obj, "content_index")
 				if oi < 0 || oi > maxToolCalls || ci < 0 || ci > maxToolCalls {
@@ -607,7 +612,12 @@ func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any
 			}
 		}
 		h.done = true
-		dst = h.flushAll(dst, false)
+		if !x.out.Redact {
+			dst = h.flushAll(dst, false)
+		}
+	}
+	if x.out.Redact {
+		return h.redactResponsesEvent(dst, ev, obj, typ, n, hasSeq)
 	}
 	return sse.AppendEvent(dst, ev)
 }
