@@ -315,3 +315,24 @@ func TestResponsesRedactNonStream(t *testing.T) {
 		t.Fatalf("key in an object key: want guard_blocked, got %v", err)
 	}
 }
+
+// TestResponsesRedactBudgetCut: a budget cut-off mid-text sends what the
+// StreamGuard held (redacted) before the error event, numbered in order.
+func TestResponsesRedactBudgetCut(t *testing.T) {
+	text := []string{"The key is " + awsKey[:9], awsKey[9:] + " and more text to spend the budget on, ", strings.Repeat("words ", 40)}
+	h := guarded(t, redactObl, respStream([]string{"ok"}, text, []string{"{}"})...)
+	h.meter.Budget = 30
+	_, raw := post(t, h, "/v1/responses", streamResponses)
+	r := readResponses(t, raw)
+	if strings.Contains(string(raw), awsKey) || r.typs[len(r.typs)-1] != "error" || !strings.Contains(r.data[len(r.data)-1], protocol.CodeBudgetExhausted) {
+		t.Fatalf("client read %s", raw)
+	}
+	if slices.Contains(r.typs, "response.output_text.done") || !strings.Contains(r.text["response.output_text.delta"], "The key is "+awsRedacted) {
+		t.Fatalf("held text not sent: %q", r.text["response.output_text.delta"])
+	}
+	for k := 1; k < len(r.seqs); k++ {
+		if r.seqs[k] != r.seqs[k-1]+1 {
+			t.Fatalf("sequence numbers %v", r.seqs)
+		}
+	}
+}
