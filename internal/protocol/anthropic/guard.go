@@ -172,24 +172,7 @@ func (h *streamHook) blockIndex(obj map[string]any) (int64, error) {
 
 // scanOther writes, scan-only, every string of v to the stream k.
 func (h *streamHook) scanOther(k blockKey, v any) {
-	st := h.open(k)
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case string:
-			st.Write(x)
-			st.Write("\n")
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
+	h.open(k).ScanAll(v)
 }
 
 // guardMessageStart redacts (or, scan-only, scans) the content of a

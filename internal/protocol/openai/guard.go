@@ -504,6 +504,25 @@ func (s *OutputStream) Write(text string) string {
 	return string(s.sg.Write([]byte(text)))
 }
 
+// ScanAll writes, scan-only, every string of v (a decoded JSON value) to
+// the stream, each followed by a newline: text that is passed through as
+// it is but must still be seen by the detectors.
+func (s *OutputStream) ScanAll(v any) {
+	switch x := v.(type) {
+	case string:
+		s.Write(x)
+		s.Write("\n")
+	case []any:
+		for _, e := range x {
+			s.ScanAll(e)
+		}
+	case map[string]any:
+		for _, e := range x {
+			s.ScanAll(e)
+		}
+	}
+}
+
 // Flush ends the text so far and returns what was still held ("" in
 // scan-only mode, where nothing is held, but the last batch is scanned).
 // A later Write starts a new text on the same stream: text an upstream

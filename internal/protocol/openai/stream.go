@@ -442,23 +442,7 @@ func (h *streamHook) scanOther(k textKey, v any) {
 	if st == nil {
 		st = h.open(k)
 	}
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case string:
-			st.Write(x)
-			st.Write("\n")
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
+	st.ScanAll(v)
 }
 
 // heldText is text a StreamGuard released at the end of a choice.
