@@ -2,6 +2,9 @@ package llmtest
 
 import (
 	"io"
+	"net"
+	"net/http"
+	"time"
 	"unicode/utf8"
 )
 
@@ -40,4 +43,29 @@ func (r *chunked) Read(p []byte) (int, error) {
 	copy(p, r.b[:k])
 	r.b = r.b[k:]
 	return k, nil
+}
+
+// ScriptedSSE starts an upstream on 127.0.0.1 that answers every request
+// with pieces as text/event-stream, each written and flushed on its own
+// (so a test decides where the network cuts the stream). It returns the
+// base URL and a function that stops the server.
+func ScriptedSSE(pieces ...string) (url string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("llmtest: listen on loopback: " + err.Error())
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		for _, p := range pieces {
+			if _, err := io.WriteString(w, p); err != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }
 }

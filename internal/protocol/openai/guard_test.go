@@ -24,32 +24,21 @@ import (
 )
 
 const (
-	awsKey      = "AKIAZ3MKQWERTY7N5X2P"
-	awsRule     = "secret.aws-access-token"
-	awsRedacted = "[REDACTED:" + awsRule + "]"
+	awsKey      = guardtest.AWSKey
+	awsRule     = guardtest.AWSRule
+	awsRedacted = guardtest.AWSRedacted
 )
 
 // testGuard is the real scanner as protocols see it (default config).
 func testGuard(tb testing.TB) protocol.Guard { return guardtest.Guard(tb) }
 
 // scripted starts a real upstream on loopback that answers every request
-// with body as text/event-stream, written (and flushed) piece by piece.
+// with the given SSE bytes, each piece written and flushed on its own.
 func scripted(t *testing.T, pieces ...string) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		for _, p := range pieces {
-			if _, err := io.WriteString(w, p); err != nil {
-				return
-			}
-			_ = rc.Flush()
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
+	u, stop := llmtest.ScriptedSSE(pieces...)
+	t.Cleanup(stop)
+	return u
 }
 
 // chunk is one canonical chat.completion.chunk event; field is "content",
