@@ -35,6 +35,8 @@ type Env struct {
 	Gateway  *gateway.Gateway
 	dir      string
 	cancel   context.CancelFunc
+	// Extra is appended to the config Start writes (e.g. a guard section).
+	Extra string
 }
 
 // New creates the trust domain and the SVIDs.
@@ -79,7 +81,7 @@ routes: [{path_prefix: /, backend: app}]
 policy: {data: [roles.yaml]}
 audit: {path: audit/audit.jsonl, mode: %s}
 log: {level: error}
-`, kind, url, auditMode)
+`, kind, url, auditMode) + e.Extra
 	cfgPath := filepath.Join(e.dir, "warden.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgYAML), 0o644); err != nil {
 		return err

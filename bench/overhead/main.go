@@ -31,17 +31,21 @@ func main() {
 	size := flag.Int("size", 1024, "request body bytes (POST)")
 	roles := flag.Int("roles", 1000, "role bindings in the roles file (plus the bench agent's)")
 	mode := flag.String("audit", "batched", "audit mode: batched or strict")
-	proto := flag.String("protocol", "http", "backend kind and workload: http (POST of -size bytes), qdrant (a search), mcp (a tools/call)")
+	proto := flag.String("protocol", "http", "backend kind and workload: http (POST of -size bytes), qdrant (a search), mcp (a tools/call), openai (a chat completion with a -size byte user turn)")
+	guardOn := flag.Bool("guard", false, "turn the content detectors on (guard: {}) in Warden")
 	flag.Parse()
-	if err := run(*rate, *dur, *size, *roles, *mode, *proto); err != nil {
+	if err := run(*rate, *dur, *size, *roles, *mode, *proto, *guardOn); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(rate int, dur time.Duration, size, nroles int, mode, proto string) error {
+func run(rate int, dur time.Duration, size, nroles int, mode, proto string, guardOn bool) error {
 	env, err := benchenv.New()
 	if err != nil {
 		return err
+	}
+	if guardOn {
+		env.Extra = "guard: {}\n"
 	}
 	defer env.Close()
 	reply := bytes.Repeat([]byte("r"), 256)
@@ -93,7 +97,7 @@ func run(rate int, dur time.Duration, size, nroles int, mode, proto string) erro
 		}
 	}
 	fmt.Printf("# Warden overhead, %d req/s open loop, workload %s (%d B request bodies), HTTP/1.1 keep-alive, mTLS both setups\n", rate, wl.name, len(body))
-	fmt.Printf("# %s, %d CPUs, %s/%s, audit=%s, %d role bindings\n", runtime.Version(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, mode, nroles+1)
+	fmt.Printf("# %s, %d CPUs, %s/%s, audit=%s, %d role bindings, guard=%v\n", runtime.Version(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, mode, nroles+1, guardOn)
 	fmt.Printf("%-8s %8s %8s %10s %10s %10s %10s\n", "target", "ok", "errors", "p50", "p90", "p99", "max")
 	for _, t := range targets {
 		s := t.stats()

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
+	"github.com/wardenhq/warden/internal/protocol/llmtest"
 	"github.com/wardenhq/warden/internal/protocol/qdrant/qdranttest"
 )
 
@@ -57,6 +60,17 @@ func newWorkload(proto string, size int) (*workload, error) {
 		body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}`)
 		return &workload{name: "mcp tools/call", kind: "mcp", path: "/mcp", body: body, upstream: h,
 			header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json, text/event-stream"}, "Mcp-Protocol-Version": {"2025-06-18"}}}, nil
+	case "openai":
+		// A non-streaming chat completion on the OpenAI-compatible stand-in,
+		// the user turn padded to about size bytes of ordinary prose.
+		llm, err := llmtest.Start(llmtest.Config{Chunks: 20, Models: []string{"small"}})
+		if err != nil {
+			return nil, err
+		}
+		prose := strings.Repeat("Please summarise the ticket history for the customer. ", size/54+1)[:max(size, 16)]
+		body, _ := json.Marshal(map[string]any{"model": "small", "messages": []any{map[string]any{"role": "user", "content": prose}}})
+		return &workload{name: "openai chat", kind: "openai", path: "/v1/chat/completions", body: body,
+			header: http.Header{"Content-Type": {"application/json"}}, upstream: llm}, nil
 	}
-	return nil, fmt.Errorf("unknown -protocol %q (http, qdrant, mcp)", proto)
+	return nil, fmt.Errorf("unknown -protocol %q (http, qdrant, mcp, openai)", proto)
 }
