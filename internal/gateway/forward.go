@@ -30,7 +30,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, st *reqState, 
 	out, err := proxy.NewRequest(ctx, &proxy.Outbound{
 		Base:        rt.backend.base,
 		Path:        path,
-		RawQuery:    st.query.Encode(), // the canonical form policy saw
+		RawQuery:    canonicalQuery(st.query), // the canonical form policy saw
 		Method:      r.Method,
 		Header:      r.Header,
 		Body:        body,

@@ -668,7 +668,7 @@ decision := {"allow": true, "reasons": ["ok"], "obligations": {}} if {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	if got := e.upstream.last().URL.RawQuery; got != "after=x+y&limit=5" {
+	if got := e.upstream.last().URL.RawQuery; got != "after=x%20y&limit=5" {
 		t.Errorf("upstream query %q, want the canonical form", got)
 	}
 	if resp, _ := e.do("reader", "GET", "/items?limit=5&admin=1", ""); resp.StatusCode != 403 {

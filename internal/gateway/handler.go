@@ -149,7 +149,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, st, protocol.Errorf(http.StatusBadRequest, protocol.CodeInvalidRequest, "malformed query string: %v", qerr))
 		return
 	}
-	r.URL.RawQuery = query.Encode()
+	r.URL.RawQuery = canonicalQuery(query)
 	st.query = query
 	rt := g.router.match(h.lc.Name, r.Host, r.URL.Path)
 	if rt == nil {

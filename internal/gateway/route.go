@@ -138,3 +138,11 @@ func strictQuery(raw string) (url.Values, error) {
 	}
 	return q, nil
 }
+
+// canonicalQuery encodes q sorted by name, each name's values in order,
+// with spaces as %20 rather than "+" (an upstream that reads "+" literally,
+// as RFC 3986 allows, would otherwise see another value than policy did).
+// A name without "=" in the original comes out as "name=".
+func canonicalQuery(q url.Values) string {
+	return strings.ReplaceAll(q.Encode(), "+", "%20")
+}
