@@ -161,6 +161,12 @@ func TestStreamRedactFailsClosed(t *testing.T) {
 		{"index missing", "", `data: {"choices":[{"delta":{"content":"` + awsKey + `"}}]}` + "\n\n"},
 		{"tool call index above 64", "", deltaChunk(0, map[string]any{"tool_calls": []any{map[string]any{"index": 65, "function": map[string]any{"arguments": awsKey}}}}, "")},
 		{"message in a chat stream", "", `data: {"choices":[{"index":0,"delta":{},"message":{"content":"` + awsKey + `"}}]}` + "\n\n"},
+		{"delta a string", "", `data: {"choices":[{"index":0,"delta":"` + awsKey + `"}]}` + "\n\n"},
+		{"delta an array", "", `data: {"choices":[{"index":0,"delta":["` + awsKey + `"]}]}` + "\n\n"},
+		{"unknown choice field", "", `data: {"choices":[{"index":0,"delta":{},"content":"` + awsKey + `"}]}` + "\n\n"},
+		{"unknown top-level field", "", `data: {"id":"c","note":"` + awsKey + `","choices":[{"index":0,"delta":{"content":"x"}}]}` + "\n\n"},
+		{"unknown top-level field, no choices", "", `data: {"id":"c","note":"` + awsKey + `","choices":[]}` + "\n\n"},
+		{"choices an object", "", `data: {"choices":{"index":0,"delta":{"content":"` + awsKey + `"}}}` + "\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lim := Limits{MaxN: 20}
@@ -183,6 +189,26 @@ func TestStreamRedactFailsClosed(t *testing.T) {
 	}
 	if rg := responseGuard(t, x); rg["findings"] != 1 {
 		t.Fatalf("audit %v", rg)
+	}
+}
+
+// TestStreamRedactErrorChunk: under redact, an error chunk (no choices) is
+// redacted whole, and the chunk carrying held text has no field of the
+// upstream's envelope outside the known ones.
+func TestStreamRedactErrorChunk(t *testing.T) {
+	body := deltaChunk(0, map[string]any{"content": "ok "}, "") +
+		`data: {"error":{"message":"bad ` + awsKey + `","type":"server_error","param":null,"code":null}}` + "\n\n" + done
+	out, err, x := runStream(t, redactObl, "", strings.NewReader(body))
+	if err != nil || strings.Contains(string(out), awsKey) || !strings.Contains(string(out), awsRedacted) {
+		t.Fatalf("err %v, client read %s", err, out)
+	}
+	if rg := responseGuard(t, x); rg["findings"] != 1 {
+		t.Fatalf("audit %v", rg)
+	}
+	body = `data: {"id":"c","object":"chat.completion.chunk","model":"m","extra":1,"choices":[{"index":0,"delta":{"content":"held text"},"finish_reason":null}]}` + "\n\n" + done
+	out, err, _ = runStream(t, redactObl, "", strings.NewReader(body))
+	if err != nil || !strings.Contains(string(out), "held text") || strings.Count(string(out), `"extra"`) != 1 {
+		t.Fatalf("err %v, client read %s", err, out)
 	}
 }
 

@@ -87,6 +87,11 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 	if x.op == opResponses {
 		return h.responsesEvent(dst, ev, obj)
 	}
+	if x.out.Redact {
+		if err := h.checkChunk(obj); err != nil {
+			return dst, err
+		}
+	}
 	choices, _ := obj["choices"].([]any)
 	if e, isErr := obj["error"]; isErr && e != nil {
 		// Only a non-null error is one ("error": null rides along on
@@ -94,6 +99,20 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		// carries choices is not a shape the output guard can vouch for.
 		x.usage.Cutoff = "upstream_error"
 		if len(choices) == 0 {
+			if x.out.Redact {
+				// Its message may quote the output: redacted whole.
+				out, c, err := x.out.RedactValue(x.ctx, obj)
+				if err != nil {
+					return dst, fmt.Errorf("%w: error chunk: %w", errMalformed, err)
+				}
+				if c {
+					b, err := jsonstrict.Marshal(out)
+					if err != nil {
+						return dst, errMalformed
+					}
+					ev.Data = string(b)
+				}
+			}
 			return sse.AppendEvent(dst, ev)
 		}
 		if x.out.Redact {
@@ -146,6 +165,52 @@ const (
 	maxToolCalls = 64 // highest tool call index per choice
 	overflow     = -1 // the choice (or tool call) index of overflow streams
 )
+
+// The fields of a chat (or completions) chunk and of its choices that may
+// carry a string under the redact obligation: chunkEnvelope go out as they
+// are (and make the envelope of the chunks carrying held text), the
+// generated text is in choices; any other field with text cuts the stream.
+var (
+	chunkEnvelope = []string{"id", "object", "created", "model", "system_fingerprint", "service_tier"}
+	chunkKeys     = append(slices.Clone(chunkEnvelope), "usage", "choices", "obfuscation", "error")
+	choiceKeys    = []string{"index", "finish_reason", "logprobs", "message", "text"} // message, text: see slots
+)
+
+// checkChunk refuses, under the redact obligation, a chunk with text
+// outside the fields the output guard handles: choices not an array, a
+// chat delta not an object, an unknown chunk or choice field with text.
+func (h *streamHook) checkChunk(obj map[string]any) error {
+	for k, v := range obj {
+		switch {
+		case k == "choices":
+			if _, ok := v.([]any); !ok && v != nil {
+				return errMalformed
+			}
+		case !slices.Contains(chunkKeys, k) && HasText(v):
+			return errMalformed
+		}
+	}
+	choices, _ := obj["choices"].([]any)
+	for _, c := range choices {
+		co, ok := c.(map[string]any)
+		if !ok {
+			return errMalformed
+		}
+		for k, v := range co {
+			switch {
+			case k == "delta" && h.x.op == opChat:
+				if _, ok := v.(map[string]any); !ok && v != nil {
+					return errMalformed
+				}
+			case k == "message" && h.x.op != opChat && HasText(v):
+				return errMalformed // a completions choice: its text is in text
+			case !slices.Contains(choiceKeys, k) && HasText(v):
+				return errMalformed
+			}
+		}
+	}
+	return nil
+}
 
 // Generated-text fields of a chat delta, streamed through the output
 // guard. Under the redact obligation any other delta field carrying text
@@ -501,14 +566,16 @@ func (h *streamHook) flushChoice(idx int64, held []heldText) map[string]any {
 	return c
 }
 
-// appendFlush appends a chunk with env's envelope (id, object, created,
-// model, ...; usage emptied) and the given choices.
+// appendFlush appends a chunk with env's envelope (chunkEnvelope; usage
+// emptied) and the given choices.
 func (h *streamHook) appendFlush(dst []byte, env map[string]any, choices []any) []byte {
-	chunk := make(map[string]any, len(env))
-	for k, v := range env {
-		chunk[k] = v
+	chunk := make(map[string]any, len(chunkEnvelope)+2)
+	for _, k := range chunkEnvelope {
+		if v, ok := env[k]; ok {
+			chunk[k] = v
+		}
 	}
-	if _, ok := chunk["usage"]; ok {
+	if _, ok := env["usage"]; ok {
 		chunk["usage"] = nil
 	}
 	chunk["choices"] = choices
