@@ -377,6 +377,26 @@ func TestNonStreamRedactEveryField(t *testing.T) {
 			t.Fatalf("%s: want guard_blocked, got %v", m, err)
 		}
 	}
+	// Text outside choices[].message is redacted too: unknown choice and
+	// top-level fields, choices not an array.
+	for _, body := range []string{
+		`{"id":"c1","object":"chat.completion","model":"small","note":"` + awsKey + `","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]}`,
+		`{"id":"c1","object":"chat.completion","model":"small","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"content":"` + awsKey + `","finish_reason":"stop"}]}`,
+		`{"id":"c1","object":"chat.completion","model":"small","choices":{"index":0,"message":{"role":"assistant","content":"` + awsKey + `"}}}`,
+	} {
+		x, err := guardExchange(t, testGuard(t), "/v1/chat/completions", chat, redactObl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}
+		if err := x.Response(context.Background(), resp, nil); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if strings.Contains(string(got), awsKey) || !strings.Contains(string(got), awsRedacted) || !strings.Contains(string(got), `"id":"c1"`) {
+			t.Fatalf("%s: response %s", body, got)
+		}
+	}
 	// Speech cannot be redacted: asking for audio under redact is refused.
 	_, err = guardExchange(t, testGuard(t), "/v1/chat/completions", `{"model":"m","modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"},"messages":[{"role":"user","content":"hi"}]}`, redactObl)
 	if !errors.As(err, &pe) || pe.Code != CodeObligationRejected {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -43,7 +44,8 @@ func (x *exchange) applyGuard(ctx context.Context, ds []protocol.Decision) error
 // it rewrites every string of choices[].message (chat: content, refusal,
 // tool call arguments, audio transcript, reasoning_content, annotations,
 // whatever else the upstream put there) or choices[].text (completions),
-// drops logprobs (they spell the tokens out) and returns the re-encoded
+// and of any other field but the envelope (id, object, model, ...), drops
+// logprobs (they spell the tokens out) and returns the re-encoded
 // body; otherwise it only inspects the output for the audit record and
 // returns raw unchanged.
 func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any) ([]byte, error) {
@@ -64,39 +66,64 @@ func (x *exchange) guardOutput(ctx context.Context, raw []byte, m map[string]any
 		}
 		return x.reencode(raw, root)
 	}
-	choices, _ := root["choices"].([]any)
 	changed := false
-	for _, c := range choices {
-		co, ok := c.(map[string]any)
-		if !ok {
-			return nil, &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream returned a malformed response",
-				Err: fmt.Errorf("openai: response: a choice is %T", c)}
+	for k, v := range root {
+		if slices.Contains(chunkEnvelope, k) || v == nil {
+			continue
 		}
-		if lp, ok := co["logprobs"]; ok && lp != nil {
-			co["logprobs"] = nil
-			changed = true
-		}
-		for _, k := range []string{"message", "text"} {
-			if k == "message" {
-				msg, _ := co[k].(map[string]any)
-				if a, _ := msg["audio"].(map[string]any); a["data"] != nil {
-					return nil, withheld("audio output") // speech cannot be redacted
+		if choices, ok := v.([]any); ok && k == "choices" {
+			for _, c := range choices {
+				co, ok := c.(map[string]any)
+				if !ok {
+					return nil, &protocol.Error{Status: http.StatusBadGateway, Code: CodeUpstreamMalformed, Message: "upstream returned a malformed response",
+						Err: fmt.Errorf("openai: response: a choice is %T", c)}
 				}
+				c, err := x.redactChoice(ctx, co)
+				if err != nil {
+					return nil, err
+				}
+				changed = changed || c
 			}
-			out, c, err := x.out.RedactValue(ctx, co[k])
-			if err != nil {
-				return nil, err
-			}
-			if c {
-				co[k] = out
-				changed = true
-			}
+			continue
 		}
+		// Any other field (choices not an array among them) is redacted
+		// whole: no text goes out unscanned.
+		out, c, err := x.out.RedactValue(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		root[k], changed = out, changed || c
 	}
 	if !changed {
 		return raw, nil
 	}
 	return x.reencode(raw, root)
+}
+
+// redactChoice redacts a non-streamed choice in place: every string of
+// message, text and any other field but index and finish_reason; logprobs
+// are dropped. It reports whether anything changed.
+func (x *exchange) redactChoice(ctx context.Context, co map[string]any) (bool, error) {
+	changed := false
+	if lp, ok := co["logprobs"]; ok && lp != nil {
+		co["logprobs"] = nil
+		changed = true
+	}
+	msg, _ := co["message"].(map[string]any)
+	if a, _ := msg["audio"].(map[string]any); a["data"] != nil {
+		return false, withheld("audio output") // speech cannot be redacted
+	}
+	for k, v := range co {
+		if k == "index" || k == "finish_reason" || v == nil {
+			continue
+		}
+		out, c, err := x.out.RedactValue(ctx, v)
+		if err != nil {
+			return false, err
+		}
+		co[k], changed = out, changed || c
+	}
+	return changed, nil
 }
 
 // reencode is a redacted response body (raw as it came).
