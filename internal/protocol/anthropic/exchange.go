@@ -214,6 +214,25 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		return dst, errMalformed
 	}
 	typ, _, _ := jsonstrict.GetString(obj, "type")
+	if ev.Type != "" && ev.Type != typ {
+		return dst, errMalformed // a client may dispatch on either name
+	}
+	if x.out.Redact {
+		switch typ {
+		case "ping", "content_block_stop", "message_stop", "message_delta":
+			if controlText(obj) {
+				return dst, errMalformed
+			}
+		case "error":
+			// Its message may quote the output: redacted whole.
+			if _, c, err := x.out.RedactValue(x.ctx, obj); err != nil {
+				return dst, fmt.Errorf("%w: error event: %w", errMalformed, err)
+			} else if c {
+				x.usage.Cutoff = protocol.CodeUpstreamError
+				return reencode(dst, ev, obj)
+			}
+		}
+	}
 	switch typ {
 	case "message_start":
 		msg, _, _ := jsonstrict.GetObject(obj, "message")
@@ -306,6 +325,35 @@ func (h *streamHook) Event(dst []byte, ev sse.Event) ([]byte, error) {
 		}
 	}
 	return sse.AppendEvent(dst, ev)
+}
+
+// controlText reports whether an event that carries no generated text
+// (ping, content_block_stop, message_stop, message_delta) has text outside
+// type, index, usage, delta.stop_reason and delta.stop_sequence.
+func controlText(obj map[string]any) bool {
+	for k, v := range obj {
+		switch k {
+		case "type", "index", "usage":
+		case "delta":
+			d, ok := v.(map[string]any)
+			if !ok {
+				if openai.HasText(v) {
+					return true
+				}
+				continue
+			}
+			for dk, dv := range d {
+				if dk != "stop_reason" && dk != "stop_sequence" && openai.HasText(dv) {
+					return true
+				}
+			}
+		default:
+			if openai.HasText(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hasInput(u map[string]any) bool {

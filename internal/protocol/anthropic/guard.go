@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
 	"github.com/wardenhq/warden/internal/protocol"
@@ -246,6 +247,11 @@ func (h *streamHook) guardStart(dst []byte, ev sse.Event, obj map[string]any) ([
 	}
 	rest := make(map[string]any, len(cb))
 	for k, v := range cb {
+		// A tool call's id and name are identifiers (the client declared
+		// the name): rewriting them would break the exchange.
+		if (k == "id" || k == "name") && strings.HasSuffix(typ, "tool_use") {
+			continue
+		}
 		if k != field && k != "type" && k != "signature" {
 			rest[k] = v
 		}

@@ -146,11 +146,17 @@ func TestStreamRedactThinking(t *testing.T) {
 // text Warden does not know, and block indices past 64, cut the stream.
 func TestStreamRedactFailsClosed(t *testing.T) {
 	for name, e := range map[string]string{
-		"unknown delta type": blockDelta(0, map[string]any{"type": "summary_delta", "summary": awsKey}),
-		"unknown event type": ev("content_block_note", map[string]any{"index": 0, "note": awsKey}),
-		"text_delta extra":   blockDelta(0, map[string]any{"type": "text_delta", "text": "a", "extra": awsKey}),
-		"block index 65":     blockDelta(65, map[string]any{"type": "text_delta", "text": awsKey}),
-		"index not integer":  ev("content_block_delta", map[string]any{"index": "0", "delta": map[string]any{"type": "text_delta", "text": awsKey}}),
+		"unknown delta type":             blockDelta(0, map[string]any{"type": "summary_delta", "summary": awsKey}),
+		"unknown event type":             ev("content_block_note", map[string]any{"index": 0, "note": awsKey}),
+		"text_delta extra":               blockDelta(0, map[string]any{"type": "text_delta", "text": "a", "extra": awsKey}),
+		"block index 65":                 blockDelta(65, map[string]any{"type": "text_delta", "text": awsKey}),
+		"index not integer":              ev("content_block_delta", map[string]any{"index": "0", "delta": map[string]any{"type": "text_delta", "text": awsKey}}),
+		"ping named content_block_delta": "event: content_block_delta\ndata: {\"type\":\"ping\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + awsKey + "\"}}\n\n",
+		"stop named content_block_delta": "event: content_block_delta\ndata: {\"type\":\"content_block_stop\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + awsKey + "\"}}\n\n",
+		"ping with text":                 ev("ping", map[string]any{"note": awsKey}),
+		"content_block_stop with text":   ev("content_block_stop", map[string]any{"index": 0, "delta": map[string]any{"type": "text_delta", "text": awsKey}}),
+		"message_delta content":          ev("message_delta", map[string]any{"delta": map[string]any{"stop_reason": "end_turn", "content": awsKey}}),
+		"message_stop with text":         ev("message_stop", map[string]any{"message": awsKey}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			body := startEvents() + blockStart(0, map[string]any{"type": "text", "text": ""}) + e + blockStop(0) + endEvents()
@@ -162,6 +168,22 @@ func TestStreamRedactFailsClosed(t *testing.T) {
 				t.Fatalf("audit %v", a)
 			}
 		})
+	}
+}
+
+// TestStreamRedactErrorEvent: under redact, an error event is redacted
+// whole; a tool_use block's id and name are never rewritten.
+func TestStreamRedactErrorEvent(t *testing.T) {
+	body := startEvents() + ev("error", map[string]any{"error": map[string]any{"type": "overloaded_error", "message": "bad " + awsKey}})
+	out, err, _ := runStream(t, redactObl, strings.NewReader(body))
+	if err != nil || strings.Contains(string(out), awsKey) || !strings.Contains(string(out), awsRedacted) || !strings.Contains(string(out), "overloaded_error") {
+		t.Fatalf("err %v, client read %s", err, out)
+	}
+	id, name := "toolu_"+awsKey, "put_"+awsKey
+	body = startEvents() + blockStart(0, map[string]any{"type": "tool_use", "id": id, "name": name, "input": map[string]any{"k": awsKey}}) + blockStop(0) + endEvents()
+	out, err, _ = runStream(t, redactObl, strings.NewReader(body))
+	if err != nil || !strings.Contains(string(out), `"id":"`+id+`"`) || !strings.Contains(string(out), `"name":"`+name+`"`) || strings.Count(string(out), awsRedacted) != 1 {
+		t.Fatalf("err %v, client read %s", err, out)
 	}
 }
 
