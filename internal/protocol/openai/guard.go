@@ -447,16 +447,23 @@ func (o *OutputGuard) Audit(a map[string]any) {
 	findings := o.findings
 	rules := slices.Clone(o.rules)
 	partial := o.partial
+	repeated := o.repeated
 	for _, s := range o.streams {
 		partial = partial || len(s.batch) > 0
-		for r, n := range s.sg.Found() {
-			findings += n
+		n := 0
+		for r, c := range s.sg.Found() {
+			n += c
 			if !slices.Contains(rules, r) {
 				rules = append(rules, r)
 			}
 		}
+		if s.repeat {
+			repeated = max(repeated, n)
+		} else {
+			findings += n
+		}
 	}
-	findings = max(findings, o.repeated)
+	findings = max(findings, repeated)
 	sort.Strings(rules)
 	if rules == nil {
 		rules = []string{}
@@ -486,6 +493,10 @@ type OutputStream struct {
 	o     *OutputGuard
 	sg    protocol.StreamGuard
 	batch []byte
+	// repeat: the stream scans text that repeats other streams' (a
+	// Responses "*.done" event, response.completed): its findings count
+	// only as far as they exceed the others (Audit takes the larger).
+	repeat bool
 }
 
 // Write takes the next piece of the text and returns what may be sent now.

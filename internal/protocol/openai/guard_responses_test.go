@@ -336,3 +336,34 @@ func TestResponsesRedactBudgetCut(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesScanOnlyWholeEvents: scan-only, the events carrying whole
+// values (items, parts, "*.done", response.completed) are scanned too: a
+// key only in them is found, counted once; an unknown event with text
+// makes the audit "partial".
+func TestResponsesScanOnlyWholeEvents(t *testing.T) {
+	ev := func(typ string, seq int, m map[string]any) string {
+		m["type"], m["sequence_number"] = typ, seq
+		b, _ := json.Marshal(m)
+		return "event: " + typ + "\ndata: " + string(b) + "\n\n"
+	}
+	call := map[string]any{"id": "fc_1", "type": "function_call", "call_id": "c", "name": "put", "arguments": `{"k":"` + awsKey + `"}`, "status": "completed"}
+	evs := []string{
+		ev("response.output_text.delta", 0, map[string]any{"item_id": "m", "output_index": 0, "content_index": 0, "delta": "harmless"}),
+		ev("response.output_item.done", 1, map[string]any{"output_index": 1, "item": call}),
+		ev("response.completed", 2, map[string]any{"response": map[string]any{"id": "r", "status": "completed", "output": []any{call}}}),
+	}
+	h := guarded(t, nil, evs...)
+	if _, raw := post(t, h, "/v1/responses", streamResponses); string(raw) != strings.Join(evs, "") {
+		t.Fatalf("stream changed: %s", raw)
+	}
+	rg, _ := h.Audit()["response_guard"].(map[string]any)
+	if rg["scanned"] != true || rg["findings"] != 1 || !slices.Equal(rg["rules"].([]string), []string{awsRule}) {
+		t.Fatalf("audit %v", rg)
+	}
+	h = guarded(t, nil, evs[0], ev("response.poem.added", 1, map[string]any{"output_index": 0, "poem": "roses"}), evs[2])
+	post(t, h, "/v1/responses", streamResponses)
+	if rg, _ := h.Audit()["response_guard"].(map[string]any); rg["scanned"] != "partial" {
+		t.Fatalf("audit %v", rg)
+	}
+}

@@ -624,6 +624,9 @@ func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any
 		h.seq = n
 	}
 	typ, _, _ := jsonstrict.GetString(obj, "type")
+	if x.out.Active() && !x.out.Redact {
+		h.scanResponsesWhole(typ, obj)
+	}
 	switch {
 	case typ == "error":
 		x.usage.Cutoff = "upstream_error"
@@ -671,6 +674,61 @@ func (h *streamHook) responsesEvent(dst []byte, ev sse.Event, obj map[string]any
 		return h.redactResponsesEvent(dst, ev, obj, typ, n, hasSeq)
 	}
 	return sse.AppendEvent(dst, ev)
+}
+
+// scanResponsesWhole scans, scan-only, the complete values a Responses
+// event carries (the events the redact path treats whole: items, parts,
+// "*.done", annotations, errors, the response object's output), one
+// stream per event type whose findings count as repeats of the deltas'
+// (OutputStream.repeat). An event of a type Warden does not know that
+// carries text makes the audit "partial".
+func (h *streamHook) scanResponsesWhole(typ string, obj map[string]any) {
+	var v any
+	switch {
+	case slices.Contains(respDeltas, typ):
+		return // streamed, per text
+	case slices.Contains(respLifecycle, typ):
+		r, ok := obj["response"].(map[string]any)
+		if !ok {
+			v = obj["response"]
+			break
+		}
+		out := map[string]any{}
+		for _, f := range responseOutput {
+			if r[f] != nil {
+				out[f] = r[f]
+			}
+		}
+		v = out
+	default:
+		rest := map[string]any{}
+		for f, fv := range obj {
+			if !slices.Contains(respEnvelope, f) {
+				rest[f] = fv
+			}
+		}
+		whole := slices.Contains(respWhole, typ) || strings.HasSuffix(typ, ".done") && slices.Contains(respDeltas, strings.TrimSuffix(typ, ".done")+".delta")
+		if !whole {
+			if _, ok := rest["delta"].(string); ok && strings.HasSuffix(typ, ".delta") {
+				delete(rest, "delta") // scanned as a stream
+			}
+			if HasText(rest) {
+				h.x.out.MarkPartial()
+			}
+			return
+		}
+		v = rest
+	}
+	if !HasText(v) {
+		return
+	}
+	k := textKey{a: overflow, b: overflow, field: "whole " + typ}
+	st := h.texts[k]
+	if st == nil {
+		st = h.open(k)
+		st.repeat = true
+	}
+	st.ScanAll(v)
 }
 
 // End implements sse.Hook: caps and budgets end the stream with an error
