@@ -345,6 +345,12 @@ func withheld(what string) *protocol.Error {
 // depth) in place with RedactText and reports whether any changed. A
 // finding in an object key cannot be rewritten: the response is withheld.
 func (o *OutputGuard) RedactValue(ctx context.Context, v any) (any, bool, error) {
+	return o.redactValue(ctx, v, nil)
+}
+
+// redactValue is RedactValue leaving alone the strings of the object
+// fields named in keep (identifiers), at any depth.
+func (o *OutputGuard) redactValue(ctx context.Context, v any, keep []string) (any, bool, error) {
 	switch x := v.(type) {
 	case string:
 		out, err := o.RedactText(ctx, x)
@@ -352,7 +358,7 @@ func (o *OutputGuard) RedactValue(ctx context.Context, v any) (any, bool, error)
 	case []any:
 		changed := false
 		for i, e := range x {
-			out, c, err := o.RedactValue(ctx, e)
+			out, c, err := o.redactValue(ctx, e, keep)
 			if err != nil {
 				return nil, false, err
 			}
@@ -362,10 +368,13 @@ func (o *OutputGuard) RedactValue(ctx context.Context, v any) (any, bool, error)
 	case map[string]any:
 		changed := false
 		for k, e := range x {
+			if _, ok := e.(string); ok && slices.Contains(keep, k) {
+				continue
+			}
 			if err := o.CheckText(ctx, k, "an object key"); err != nil {
 				return nil, false, err
 			}
-			out, c, err := o.RedactValue(ctx, e)
+			out, c, err := o.redactValue(ctx, e, keep)
 			if err != nil {
 				return nil, false, err
 			}

@@ -367,3 +367,23 @@ func TestResponsesScanOnlyWholeEvents(t *testing.T) {
 		t.Fatalf("audit %v", rg)
 	}
 }
+
+// TestResponsesRedactKeepsIDs: under redact, the whole-value events are
+// redacted in their text, never in their envelope or IDs.
+func TestResponsesRedactKeepsIDs(t *testing.T) {
+	ev := func(typ string, seq int, m map[string]any) string {
+		m["type"], m["sequence_number"] = typ, seq
+		b, _ := json.Marshal(m)
+		return "event: " + typ + "\ndata: " + string(b) + "\n\n"
+	}
+	id := "fc-" + awsKey
+	call := map[string]any{"id": id, "type": "function_call", "call_id": "c", "name": "put", "arguments": `{"k":"` + awsKey + `"}`, "status": "completed"}
+	h := guarded(t, redactObl,
+		ev("response.output_item.done", 0, map[string]any{"output_index": 0, "item": call}),
+		ev("response.function_call_arguments.done", 1, map[string]any{"item_id": id, "output_index": 0, "arguments": `{"k":"` + awsKey + `"}`}),
+		ev("response.completed", 2, map[string]any{"response": map[string]any{"id": "r", "status": "completed", "output": []any{call}}}))
+	_, raw := post(t, h, "/v1/responses", streamResponses)
+	if strings.Count(string(raw), `"`+id+`"`) != 3 || strings.Count(string(raw), awsRedacted) != 3 {
+		t.Fatalf("client read %s", raw)
+	}
+}

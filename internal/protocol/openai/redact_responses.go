@@ -60,6 +60,10 @@ var respLifecycle = []string{"response.created", "response.in_progress", "respon
 // its other fields hold no string.
 var respEnvelope = []string{"type", "item_id", "output_index", "content_index", "summary_index", "annotation_index", "sequence_number", "obfuscation"}
 
+// respIDs are the fields of the whole values in a Responses stream that
+// are never rewritten (redacting an ID would break what refers to it).
+var respIDs = []string{"type", "item_id", "id", "sequence_number", "output_index", "content_index"}
+
 // responseOutput are the members of a response object that hold generated
 // text (the rest echoes the request: instructions, tools, metadata, ...).
 var responseOutput = []string{"output", "output_text", "error", "incomplete_details"}
@@ -122,9 +126,10 @@ func (h *streamHook) redactResponsesEvent(dst []byte, ev sse.Event, obj map[stri
 		}
 		return false
 	}
-	// whole redacts every string of v, a repeat of streamed text.
+	// whole redacts every string of v, a repeat of streamed text, but
+	// its envelope and IDs.
 	whole := func(v any) (any, error) {
-		out, c, err := x.out.redactRepeat(x.ctx, v)
+		out, c, err := x.out.redactRepeat(x.ctx, v, respIDs)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", errMalformed, typ, err)
 		}
@@ -314,7 +319,7 @@ func (o *OutputGuard) redactResponse(ctx context.Context, root map[string]any) (
 		if f == "output" {
 			v, c, err = o.RedactValue(ctx, v)
 		} else {
-			v, c, err = o.redactRepeat(ctx, v) // output_text repeats output
+			v, c, err = o.redactRepeat(ctx, v, nil) // output_text repeats output
 		}
 		if err != nil {
 			return false, err
@@ -328,9 +333,9 @@ func (o *OutputGuard) redactResponse(ctx context.Context, root map[string]any) (
 // Responses "*.done" event repeats its deltas, response.completed every
 // item): its rules are recorded, and its findings count only as far as
 // they exceed the others (Audit takes the larger).
-func (o *OutputGuard) redactRepeat(ctx context.Context, v any) (any, bool, error) {
+func (o *OutputGuard) redactRepeat(ctx context.Context, v any, keep []string) (any, bool, error) {
 	before := o.findings
-	out, c, err := o.RedactValue(ctx, v)
+	out, c, err := o.redactValue(ctx, v, keep)
 	o.repeated = max(o.repeated, o.findings-before)
 	o.findings = before
 	return out, c, err
