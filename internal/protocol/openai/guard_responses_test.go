@@ -387,3 +387,25 @@ func TestResponsesRedactKeepsIDs(t *testing.T) {
 		t.Fatalf("client read %s", raw)
 	}
 }
+
+// TestRedactResponseUnknownMembers: a non-streamed Responses body under
+// redact has every member but the identifiers redacted, so a member this
+// version does not know cannot carry a secret past the obligation.
+func TestRedactResponseUnknownMembers(t *testing.T) {
+	o := &OutputGuard{G: testGuard(t), Redact: true}
+	root := map[string]any{
+		"id": "resp_1", "object": "response", "model": "gpt-4o", "status": "completed",
+		"output":       []any{map[string]any{"type": "message", "id": "msg_1", "content": []any{map[string]any{"type": "output_text", "text": "fine"}}}},
+		"summary_next": "the key is " + awsKey,
+	}
+	changed, err := o.redactResponse(context.Background(), root)
+	if err != nil || !changed {
+		t.Fatalf("changed %v, err %v", changed, err)
+	}
+	if s, _ := root["summary_next"].(string); strings.Contains(s, awsKey) || !strings.Contains(s, awsRedacted) {
+		t.Errorf("unknown member = %q", s)
+	}
+	if root["id"] != "resp_1" || root["model"] != "gpt-4o" {
+		t.Errorf("identifiers rewritten: %v", root)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/wardenhq/warden/internal/jsonstrict"
@@ -64,9 +65,25 @@ var respEnvelope = []string{"type", "item_id", "output_index", "content_index", 
 // are never rewritten (redacting an ID would break what refers to it).
 var respIDs = []string{"type", "item_id", "id", "sequence_number", "output_index", "content_index"}
 
-// responseOutput are the members of a response object that hold generated
-// text (the rest echoes the request: instructions, tools, metadata, ...).
-var responseOutput = []string{"output", "output_text", "error", "incomplete_details"}
+// responseKeep are the members of a response object that are never
+// rewritten: identifiers and state. Every other member is redacted (or,
+// scan-only, scanned): the generated ones (output, output_text, error,
+// incomplete_details) and, failing closed, any member this version does not
+// know; redacting what merely echoes the request (instructions, tools,
+// metadata) is harmless.
+var responseKeep = []string{"id", "object", "model", "status", "created_at", "completed_at", "previous_response_id"}
+
+// responseMembers lists the members of r to redact or scan.
+func responseMembers(r map[string]any) []string {
+	var out []string
+	for f, v := range r {
+		if v != nil && !slices.Contains(responseKeep, f) {
+			out = append(out, f)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
 
 // maxOpenTexts bounds the texts a Responses stream may have open at once
 // (deltas seen, end not yet seen) under the redact obligation.
@@ -166,11 +183,9 @@ func (h *streamHook) redactResponsesEvent(dst []byte, ev sse.Event, obj map[stri
 			dst = h.flushTexts(dst, func(textKey) bool { return true }, true)
 		}
 		if r, ok := obj["response"].(map[string]any); ok {
-			for _, f := range responseOutput {
-				if v, ok := r[f]; ok && v != nil {
-					if r[f], err = whole(v); err != nil {
-						return dst, err
-					}
+			for _, f := range responseMembers(r) {
+				if r[f], err = whole(r[f]); err != nil {
+					return dst, err
 				}
 			}
 		} else if HasText(obj["response"]) {
@@ -304,16 +319,13 @@ func dropLogprobs(v any) bool {
 	return changed
 }
 
-// redactResponse redacts the generated output of a non-streamed Responses
-// API response in place: every string of its output items, output_text,
-// error and incomplete_details. It reports whether anything changed.
+// redactResponse redacts a non-streamed Responses API response in place:
+// every string of every member but the identifiers (responseKeep). It
+// reports whether anything changed.
 func (o *OutputGuard) redactResponse(ctx context.Context, root map[string]any) (bool, error) {
 	changed := dropLogprobs(root["output"])
-	for _, f := range responseOutput {
-		v, ok := root[f]
-		if !ok || v == nil {
-			continue
-		}
+	for _, f := range responseMembers(root) {
+		v := root[f]
 		var c bool
 		var err error
 		if f == "output" {

@@ -694,10 +694,8 @@ func (h *streamHook) scanResponsesWhole(typ string, obj map[string]any) {
 			break
 		}
 		out := map[string]any{}
-		for _, f := range responseOutput {
-			if r[f] != nil {
-				out[f] = r[f]
-			}
+		for _, f := range responseMembers(r) {
+			out[f] = r[f]
 		}
 		v = out
 	default:
