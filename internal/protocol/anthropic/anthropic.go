@@ -360,36 +360,14 @@ func (x *exchange) baseResource() map[string]any {
 func (x *exchange) finishCalls() {
 	x.estPrompt = x.scan.Estimate()
 	r := x.baseResource()
-	r["stream"] = x.stream
-	if x.maxTokens > 0 {
-		r["max_tokens"] = x.maxTokens
-	}
-	tools := x.tools
-	if tools == nil {
-		tools = []string{}
-	}
-	r["tools"] = tools
-	if x.toolTypes != nil {
-		r["tool_types"] = x.toolTypes
-	}
-	r["has_images"] = x.scan.Images()
-	r["has_files"] = x.scan.Files()
-	r["has_audio"] = x.scan.Audio()
-	r["message_count"] = x.messageCount
-	r["estimated_prompt_tokens"] = x.estPrompt
 	if x.betas != nil {
 		r["betas"] = x.betas
 	}
-	x.calls = []protocol.Call{{Action: protocol.ActionInvoke, Operation: x.op, Resource: r}}
-	if len(x.external) > 0 {
-		servers := make([]any, len(x.external))
-		for i, e := range x.external {
-			servers[i] = e
-		}
-		er := x.baseResource()
-		er["servers"] = servers
-		x.calls = append(x.calls, protocol.Call{Action: openai.ActionConnectExternal, Operation: x.op + ".mcp_servers", Resource: er})
-	}
+	x.calls = openai.LLMCalls(r, x.op, x.op+".mcp_servers", openai.LLMFields{
+		Stream: x.stream, MaxTokens: x.maxTokens, Tools: x.tools, ToolTypes: x.toolTypes,
+		Images: x.scan.Images(), Files: x.scan.Files(), Audio: x.scan.Audio(),
+		Messages: x.messageCount, EstimatedPromptTokens: x.estPrompt, External: x.external,
+	}, x.baseResource)
 }
 
 // WriteError implements protocol.Protocol with Anthropic's error shape,

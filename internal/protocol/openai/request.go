@@ -390,39 +390,64 @@ func (x *exchange) addToolName(obj map[string]any, where string) error {
 func (x *exchange) finishCalls() {
 	x.estPrompt = x.scan.estimate()
 	r := x.baseResource()
-	r["stream"] = x.stream
-	if x.maxTokens > 0 {
-		r["max_tokens"] = x.maxTokens
-	}
 	if x.n > 0 {
 		r["n"] = x.n
 	}
-	tools := x.tools
+	if x.previousResponse != "" {
+		r["previous_response_id"] = x.previousResponse
+	}
+	x.calls = LLMCalls(r, x.op, x.op+".tools", LLMFields{
+		Stream: x.stream, MaxTokens: x.maxTokens, Tools: x.tools, ToolTypes: x.toolTypes,
+		Images: x.scan.images, Files: x.scan.files, Audio: x.scan.audio,
+		Messages: x.messageCount, EstimatedPromptTokens: x.estPrompt, External: x.external,
+	}, x.baseResource)
+}
+
+// LLMFields are the request facts both LLM protocols (openai, anthropic)
+// put in input.resource, and the external tool servers a request names.
+type LLMFields struct {
+	Stream                bool
+	MaxTokens             int64
+	Tools, ToolTypes      []string
+	Images, Files, Audio  bool
+	Messages              int
+	EstimatedPromptTokens int64
+	External              []map[string]any
+}
+
+// LLMCalls completes r (the protocol's base resource plus its own fields)
+// with f and returns the request's calls: invoke op on r, and, when the
+// request names external tool servers, connect_external extOp on a fresh
+// base resource listing them.
+func LLMCalls(r map[string]any, op, extOp string, f LLMFields, base func() map[string]any) []protocol.Call {
+	r["stream"] = f.Stream
+	if f.MaxTokens > 0 {
+		r["max_tokens"] = f.MaxTokens
+	}
+	tools := f.Tools
 	if tools == nil {
 		tools = []string{}
 	}
 	r["tools"] = tools
-	if x.toolTypes != nil {
-		r["tool_types"] = x.toolTypes
+	if f.ToolTypes != nil {
+		r["tool_types"] = f.ToolTypes
 	}
-	r["has_images"] = x.scan.images
-	r["has_files"] = x.scan.files
-	r["has_audio"] = x.scan.audio
-	r["message_count"] = x.messageCount
-	r["estimated_prompt_tokens"] = x.estPrompt
-	if x.previousResponse != "" {
-		r["previous_response_id"] = x.previousResponse
-	}
-	x.calls = []protocol.Call{{Action: protocol.ActionInvoke, Operation: x.op, Resource: r}}
-	if len(x.external) > 0 {
-		servers := make([]any, len(x.external))
-		for i, e := range x.external {
+	r["has_images"] = f.Images
+	r["has_files"] = f.Files
+	r["has_audio"] = f.Audio
+	r["message_count"] = f.Messages
+	r["estimated_prompt_tokens"] = f.EstimatedPromptTokens
+	calls := []protocol.Call{{Action: protocol.ActionInvoke, Operation: op, Resource: r}}
+	if len(f.External) > 0 {
+		servers := make([]any, len(f.External))
+		for i, e := range f.External {
 			servers[i] = e
 		}
-		er := x.baseResource()
+		er := base()
 		er["servers"] = servers
-		x.calls = append(x.calls, protocol.Call{Action: ActionConnectExternal, Operation: x.op + ".tools", Resource: er})
+		calls = append(calls, protocol.Call{Action: ActionConnectExternal, Operation: extOp, Resource: er})
 	}
+	return calls
 }
 
 // Scan accumulates the cheap facts about a prompt policy sees: text size
