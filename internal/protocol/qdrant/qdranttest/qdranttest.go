@@ -1141,15 +1141,11 @@ func cond(c any, p *Point) bool {
 			return false
 		}
 		vals := asList(v)
+		anyOf, isAny := mt["any"].([]any)
 		if want, ok := mt["value"]; ok {
-			for _, x := range vals {
-				if same(x, want) {
-					return true
-				}
-			}
-			return false
+			anyOf, isAny = []any{want}, true // value is any of one
 		}
-		if anyOf, ok := mt["any"].([]any); ok {
+		if isAny {
 			for _, x := range vals {
 				for _, w := range anyOf {
 					if same(x, w) {
